@@ -1,0 +1,27 @@
+# Two commands for a fresh machine:
+#   make quickstart   set up, then train the tiny example model and show it answering
+#   make test         set up, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.axo-installed
+
+.PHONY: setup quickstart test bench clean
+
+setup: $(STAMP)
+
+# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+quickstart: setup
+	PATH=$(VENV)/bin:$$PATH bash examples/quickstart.sh
+
+test: setup
+	$(PY) -m pytest tests -q
+
+clean:
+	rm -rf outputs .pytest_cache

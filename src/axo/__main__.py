@@ -1,0 +1,3 @@
+from axo.cli import main
+
+main()

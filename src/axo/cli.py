@@ -1,0 +1,122 @@
+"""`axo` command line. One thin function per command; heavy libraries are imported inside the
+commands, so `axo --help` stays instant."""
+
+import sys
+from typing import Optional
+
+import typer
+
+from axo.errors import AxoError
+
+app = typer.Typer(
+    help="Fine-tune and post-train LLMs from one YAML file (Axolotl's config format).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+# Unknown `--key value` pairs after the config path are config overrides.
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+CONFIG = typer.Argument(..., help="Path to the YAML config.", show_default=False)
+
+
+def _load(config: str, ctx: typer.Context):
+    from axo.config import load
+
+    return load(config, ctx.args)
+
+
+@app.command(context_settings=OVERRIDES)
+def train(ctx: typer.Context, config: str = CONFIG):
+    """Train as the config says. Extra `--key value` pairs override config keys."""
+    from axo.train.sft import train as run
+
+    run(_load(config, ctx))
+
+
+@app.command(context_settings=OVERRIDES)
+def preprocess(ctx: typer.Context, config: str = CONFIG):
+    """Tokenize and cache the datasets, then print row and token statistics."""
+    from axo.data.prepare import prepare
+    from axo.model.loader import load_tokenizer
+    from axo.report import print_data_stats
+
+    cfg = _load(config, ctx)
+    data = prepare(cfg, load_tokenizer(cfg))
+    print_data_stats(data)
+
+
+@app.command(context_settings=OVERRIDES)
+def validate(ctx: typer.Context, config: str = CONFIG):
+    """Check the config and print it with every default filled in."""
+    import yaml
+
+    cfg = _load(config, ctx)
+    typer.echo(yaml.safe_dump(cfg.to_flat(), sort_keys=False), nl=False)
+    typer.secho(f"{config}: valid", fg="green", err=True)
+
+
+@app.command("config-schema")
+def config_schema():
+    """Print the JSON schema of the config file, for editors."""
+    import json
+
+    from axo.config.schema import flat_schema
+
+    typer.echo(json.dumps(flat_schema(), indent=2))
+
+
+@app.command(context_settings=OVERRIDES)
+def inference(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    prompt: Optional[str] = typer.Option(None, help="One prompt; without it, read prompts from stdin."),
+    checkpoint: Optional[str] = typer.Option(None, help="Model or adapter folder (default: output_dir)."),
+    max_new_tokens: int = typer.Option(256, help="Most tokens to generate."),
+    temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
+):
+    """Generate with the trained model (base + adapter, or the full model), streaming tokens."""
+    from axo.infer.generate import interactive, load_generator
+
+    gen = load_generator(_load(config, ctx), checkpoint)
+    if prompt is not None:
+        gen.stream(prompt, max_new_tokens, temperature)
+    else:
+        interactive(gen, max_new_tokens, temperature)
+
+
+@app.command("merge-lora", context_settings=OVERRIDES)
+def merge_lora(ctx: typer.Context, config: str = CONFIG,
+               checkpoint: Optional[str] = typer.Option(None, help="Adapter folder (default: output_dir).")):
+    """Merge the trained LoRA adapter into the base model; writes output_dir/merged."""
+    from axo.export.merge import merge_lora as run
+
+    out = run(_load(config, ctx), checkpoint)
+    typer.echo(f"merged model written to {out}")
+
+
+@app.command(context_settings=OVERRIDES)
+def evaluate(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    checkpoint: Optional[str] = typer.Option(None, help="Model or adapter folder (default: output_dir)."),
+    exact_match: bool = typer.Option(False, help="Also generate each eval answer and count exact matches."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N eval rows."),
+):
+    """Eval loss and perplexity on the eval split (test_datasets or val_set_size)."""
+    from axo.train.evaluate import evaluate as run
+
+    metrics = run(_load(config, ctx), checkpoint, exact_match, limit)
+    for key, value in metrics.items():
+        typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def main():
+    from axo.logs import setup_logging
+
+    setup_logging()
+    try:
+        app()
+    except AxoError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg="yellow", err=True)
+        sys.exit(130)

@@ -1,0 +1,31 @@
+"""What axo knows of Axolotl's format: every key it has, and the old spellings axo accepts."""
+
+from functools import cache
+from importlib import resources
+
+# Axolotl name -> axo name. Applied once at load; nothing reads the old name after that.
+ALIASES = {
+    "type_of_model": "model_type",
+}
+
+
+@cache
+def axolotl_keys() -> dict[str, frozenset[str]]:
+    """{'top': keys of the root config, 'dataset': keys of one `datasets:` entry}."""
+    sections: dict[str, set[str]] = {}
+    current = None
+    text = resources.files("axo.config").joinpath("axolotl_keys.txt").read_text()
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), set())
+        else:
+            current.add(line)
+    return {name: frozenset(keys) for name, keys in sections.items()}
+
+
+def is_off(value) -> bool:
+    """A value that only turns a feature off, so ignoring the key changes nothing."""
+    return value is None or value is False or value == [] or value == {}

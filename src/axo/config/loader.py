@@ -1,0 +1,224 @@
+"""YAML + command-line overrides -> validated `Config`, with every problem reported at once,
+each naming the key, its YAML line, the bad value and the fix."""
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from axo.config.axolotl import ALIASES, axolotl_keys, is_off
+from axo.config.data import DatasetConfig
+from axo.config.root import AREAS, KEY_AREA, Config
+from axo.errors import ConfigError
+
+log = logging.getLogger("axo")
+
+DATASET_LISTS = ("datasets", "test_datasets")
+Where = dict[tuple, str]  # key path -> "line 12" or "--learning_rate"
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply `--key value` overrides, validate once."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r} does not exist"], source=str(path))
+    try:
+        raw, where = parse_yaml(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError([f"not valid YAML: {err}"], source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(["the file must be a mapping of `key: value` lines"], source=str(path))
+    apply_overrides(raw, where, list(overrides), str(path))
+    return validate(raw, where, source=str(path))
+
+
+def parse_yaml(text: str) -> tuple[Any, Where]:
+    """Load YAML and remember the line of every mapping key, by its path."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is None:
+        return {}, {}
+    where: Where = {}
+    _record_lines(node, (), where)
+    return yaml.safe_load(text), where
+
+
+def _record_lines(node, path: tuple, where: Where) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = path + (key_node.value,)
+            where[key_path] = f"line {key_node.start_mark.line + 1}"
+            _record_lines(value_node, key_path, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, path + (i,), where)
+
+
+def apply_overrides(raw: dict, where: Where, args: list[str], source: str) -> None:
+    """`--key value`, `--key=value`, `--a.b value`, `--datasets.0.path value`; a bare flag is true.
+    Values are read as YAML scalars, then validated exactly like the file."""
+    problems = []
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            problems.append(f"{arg!r}: expected an override like `--learning_rate 1e-4`")
+            continue
+        name, eq, text = arg[2:].partition("=")
+        if not eq:
+            text = args.pop(0) if args and not args[0].startswith("--") else "true"
+        path = tuple(int(p) if p.isdigit() else p for p in name.split("."))
+        try:
+            _set_path(raw, path, yaml.safe_load(text))
+            where[path] = f"--{name}"
+        except (KeyError, IndexError, TypeError):
+            problems.append(f"`--{name}`: there is no `{name}` in {source} to set")
+    if problems:
+        raise ConfigError(problems, source="command line")
+
+
+def _set_path(node, path: tuple, value) -> None:
+    for part in path[:-1]:
+        if isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            node = node[part]
+    if isinstance(node, list) and path[-1] >= len(node):
+        raise IndexError(path[-1])
+    node[path[-1]] = value
+
+
+def validate(raw: dict, where: Where | None = None, source: str = "config") -> Config:
+    where = where or {}
+    problems: list[str] = []
+    raw = _rename_aliases(raw, where, problems)
+    routed: dict[str, dict] = {area: {} for area in AREAS}
+    for key, value in raw.items():
+        if key in KEY_AREA:
+            if value is not None:  # Axolotl writes `key:` (null) to mean "default"
+                routed[KEY_AREA[key]][key] = value
+        else:
+            problems += _foreign_key((key,), value, where, "top", KEY_AREA)
+    for list_key in DATASET_LISTS:
+        routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems)
+    routed["data"] = {k: v for k, v in routed["data"].items() if v is not None}
+    try:
+        cfg = Config(**routed)
+    except ValidationError as err:
+        problems += _describe_all(err, raw, where)
+        cfg = None
+    if problems:
+        raise ConfigError(problems, source=source)
+    return cfg
+
+
+def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
+    out = dict(raw)
+    for old, new in ALIASES.items():
+        if old in out:
+            if new in out:
+                problems.append(f"`{old}` and `{new}` are the same setting; keep only `{new}`")
+            out[new] = out.pop(old)
+            where[(new,)] = where.get((old,), "")
+    return out
+
+
+def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[str]):
+    """Strip and report keys a dataset entry does not know, so pydantic only sees real ones."""
+    if not isinstance(entries, list):
+        return entries
+    known = DatasetConfig.model_fields
+    cleaned = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            cleaned.append(entry)
+            continue
+        keep = {}
+        for key, value in entry.items():
+            if key in known:
+                if value is not None:
+                    keep[key] = value
+            else:
+                problems += _foreign_key((list_key, i, key), value, where, "dataset", known)
+        cleaned.append(keep)
+    return cleaned
+
+
+def _foreign_key(path: tuple, value, where: Where, section: str, valid) -> list[str]:
+    """A key axo does not take: Axolotl's but not supported yet, or unknown (with a suggestion)."""
+    key = path[-1]
+    name = dotted(path)
+    at = _at(path, where)
+    if key in axolotl_keys()[section]:
+        if is_off(value):
+            log.warning("`%s`%s is an Axolotl key axo does not support yet; its value %r "
+                        "turns nothing on, so it is ignored", name, at, value)
+            return []
+        return [f"`{name}`{at}: Axolotl's `{key}` is not supported by axo yet; "
+                f"remove it (or set it to null) to train without it"]
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    later = difflib.get_close_matches(str(key), axolotl_keys()[section], n=1, cutoff=0.6)
+    if close:
+        hint = f"; did you mean `{close[0]}`?"
+    elif later:
+        hint = f"; did you mean `{later[0]}` (an Axolotl key axo does not support yet)?"
+    else:
+        hint = "; see `axo config-schema` for valid keys"
+    return [f"`{name}`{at}: unknown key{hint}"]
+
+
+def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
+    """pydantic errors as sentences about the user's keys; the alternatives of a union
+    (`bf16: auto | bool`) are merged into one sentence per key."""
+    by_key: dict[tuple, list[str]] = {}
+    for error in err.errors():
+        path = _user_path(tuple(error["loc"][1:]), raw)  # drop the area: users write flat keys
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            msg = "required key is missing; add it to the config"
+        by_key.setdefault(path, [])
+        if msg not in by_key[path]:
+            by_key[path].append(msg)
+    out = []
+    for path, msgs in by_key.items():
+        text = " or ".join(msgs)
+        if not path:
+            out.append(text)  # a cross-field check: its message names the keys
+        elif msgs[0].startswith("required key"):
+            out.append(f"`{dotted(path)}`: {text}")
+        else:
+            value = _lookup(raw, path)
+            out.append(f"`{dotted(path)}`{_at(path, where)}: {text} (got {value!r})")
+    return out
+
+
+def _user_path(loc: tuple, raw: dict) -> tuple:
+    """Cut pydantic's location down to the keys the user wrote (it appends union member names)."""
+    for n in range(len(loc), 0, -1):
+        if _lookup(raw, loc[:n], _MISSING) is not _MISSING or n == 1:
+            return loc[:n]
+    return loc
+
+
+_MISSING = object()
+
+
+def _lookup(raw, path: tuple, default=None):
+    for part in path:
+        try:
+            raw = raw[part]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return raw
+
+
+def _at(path: tuple, where: Where) -> str:
+    return f" ({where[path]})" if path in where else ""
+
+
+def dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,39 @@
+"""The root config: one small model per area, composed. YAML keys stay flat (Axolotl's format);
+the loader routes each key to the area that owns it."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from axo.config.adapter import AdapterConfig
+from axo.config.data import DataConfig
+from axo.config.logging import LoggingConfig
+from axo.config.model import ModelConfig
+from axo.config.training import TrainingConfig
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: ModelConfig
+    data: DataConfig
+    lora: AdapterConfig
+    train: TrainingConfig
+    logging: LoggingConfig
+
+    def to_flat(self) -> dict[str, Any]:
+        """The config as flat Axolotl-style keys, every default filled in: what `validate` prints
+        and what is saved next to the trained model."""
+        flat: dict[str, Any] = {}
+        for area in AREAS:
+            flat.update(getattr(self, area).model_dump(mode="json"))
+        return flat
+
+
+AREAS: dict[str, type[BaseModel]] = {
+    name: field.annotation for name, field in Config.model_fields.items()
+}
+# Flat YAML key -> area that owns it.
+KEY_AREA: dict[str, str] = {
+    key: area for area, model in AREAS.items() for key in model.model_fields
+}

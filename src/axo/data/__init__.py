@@ -1,0 +1,1 @@
+"""Data pipeline: sources -> format -> tokens + labels -> cache. See `prepare.prepare`."""

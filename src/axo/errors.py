@@ -1,0 +1,16 @@
+"""Errors meant for people: the CLI prints them without a traceback."""
+
+
+class AxoError(Exception):
+    """A mistake in the user's config, data or environment, with the fix in the message."""
+
+
+class ConfigError(AxoError):
+    """All the problems found in one config, reported together."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source}: {len(problems)} {noun}:\n{lines}")

@@ -1,0 +1,1 @@
+"""Exports of a trained model: merged LoRA (quantized exports come later)."""

@@ -1,0 +1,59 @@
+"""Generate from the trained model, formatting prompts exactly as the training data was."""
+
+import sys
+from dataclasses import dataclass
+
+from axo.config import Config
+from axo.data.formats import inference_prompt
+
+
+@dataclass
+class Generator:
+    model: object
+    tokenizer: object
+    dataset_type: str
+
+    def encode(self, text: str):
+        prompt = inference_prompt(self.dataset_type, text)
+        return self.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+
+    def generate_ids(self, inputs, max_new_tokens: int, temperature: float = 0.0, streamer=None):
+        import torch
+
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with torch.no_grad():
+            out = self.model.generate(
+                **inputs.to(self.model.device), max_new_tokens=max_new_tokens, streamer=streamer,
+                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        return out[0, inputs["input_ids"].shape[1]:]
+
+    def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
+        from transformers import TextStreamer
+
+        streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        ids = self.generate_ids(self.encode(text), max_new_tokens, temperature, streamer)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def load_generator(cfg: Config, checkpoint: str | None = None) -> Generator:
+    import logging
+
+    from axo.model.loader import load_for_inference
+
+    model, tokenizer, what = load_for_inference(cfg, checkpoint)
+    logging.getLogger("axo").info("Generating with the %s", what)
+    return Generator(model, tokenizer, cfg.data.datasets[0].type)
+
+
+def interactive(gen: Generator, max_new_tokens: int, temperature: float) -> None:
+    tty = sys.stdin.isatty()
+    while True:
+        if tty:
+            print("\n> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip() in ("exit", "quit"):
+            return
+        if line.strip():
+            gen.stream(line.rstrip("\n"), max_new_tokens, temperature)

@@ -1,0 +1,1 @@
+"""Model and tokenizer loading, adapters, precision. See `loader`."""

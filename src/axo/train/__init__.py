@@ -1,0 +1,1 @@
+"""Training recipes (one per method), the Config -> TrainingArguments mapping, callbacks."""

@@ -1,0 +1,49 @@
+"""The one place where training keys become transformers `TrainingArguments`."""
+
+from axo.config import Config
+from axo.model.precision import Precision
+
+
+def to_training_args(cfg: Config, precision: Precision, has_eval: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    eval_every = "steps" if t.eval_steps else "epoch"
+    optional = {  # only what the user set, so transformers' defaults stay transformers'
+        k: v for k, v in {
+            "adam_beta1": t.adam_beta1, "adam_beta2": t.adam_beta2, "adam_epsilon": t.adam_epsilon,
+            "max_grad_norm": t.max_grad_norm, "save_total_limit": t.save_total_limit,
+        }.items() if v is not None
+    }
+    return TrainingArguments(
+        output_dir=t.output_dir,
+        per_device_train_batch_size=t.micro_batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.micro_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        num_train_epochs=t.num_epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        # transformers reads a float below 1 as a fraction of all steps
+        warmup_steps=t.warmup_ratio if t.warmup_ratio is not None else (t.warmup_steps or 0),
+        weight_decay=t.weight_decay,
+        optim=t.optimizer,
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        activation_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if t.save_steps else "epoch",
+        save_steps=t.save_steps or 500,
+        eval_strategy=eval_every if has_eval else "no",
+        eval_steps=t.eval_steps,
+        report_to=cfg.logging.report_to or "none",
+        run_name=cfg.logging.wandb_name or cfg.logging.mlflow_run_name,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,  # rows hold exactly input_ids and labels
+        save_only_model=False,  # optimizer + RNG state, so resumed runs match uninterrupted ones
+        **optional,
+    )

@@ -1,0 +1,71 @@
+"""Supervised fine-tuning, full or LoRA: the recipe, top to bottom."""
+
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from axo.config import Config
+
+log = logging.getLogger("axo")
+CONFIG_FILE = "axo_config.yml"
+
+
+def train(cfg: Config) -> dict:
+    from transformers import Trainer
+    from transformers.trainer_callback import ProgressCallback
+
+    from axo.data.collator import PadCollator
+    from axo.data.prepare import prepare
+    from axo.model.adapters import apply_adapter
+    from axo.model.loader import load_model, load_tokenizer
+    from axo.model.precision import resolve_precision
+    from axo.train.args import to_training_args
+    from axo.train.callbacks import LineProgress
+    from axo.train.checkpoints import resume_checkpoint
+
+    # Preflight: hardware-dependent choices, and the checkpoint to resume from.
+    precision = resolve_precision(cfg.model)
+    resume = resume_checkpoint(cfg.train)
+    log.info("Training in %s", precision)
+
+    # Data, then model: a data mistake should fail before a large model is loaded.
+    tokenizer = load_tokenizer(cfg)
+    data = prepare(cfg, tokenizer)
+    model = load_model(cfg, precision, tokenizer)
+    model = apply_adapter(model, cfg.lora, cfg.train.gradient_checkpointing)
+    _log_parameters(model)
+
+    trainer = Trainer(
+        model=model,
+        args=to_training_args(cfg, precision, has_eval=data.eval is not None),
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(LineProgress)
+    result = trainer.train(resume_from_checkpoint=resume)
+
+    # Outputs: the model or adapter with its tokenizer (plain transformers / peft load it),
+    # the resolved config, and a summary.
+    trainer.save_model(cfg.train.output_dir)
+    save_config(cfg, cfg.train.output_dir)
+    summary = {**result.metrics, "precision": precision, "data": data.stats}
+    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
+    return summary
+
+
+def save_config(cfg: Config, folder: str) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    Path(folder, CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_flat(), sort_keys=False))
+
+
+def _log_parameters(model) -> None:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("Parameters: %s trainable of %s (%.2f%%)", f"{trainable:,}", f"{total:,}",
+             100 * trainable / max(total, 1))

@@ -1,0 +1,148 @@
+"""End to end on a tiny Llama: full fine-tune and LoRA train, losses fall, outputs reload in plain
+transformers / peft, merged logits match the adapter's, and resumed runs match uninterrupted ones."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from axo.config import validate
+from axo.data.formats import alpaca
+from axo.train.sft import CONFIG_FILE, train
+from conftest import read_log_history
+
+LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_target_linear": True}
+
+
+def losses(output_dir) -> list[float]:
+    return [e["loss"] for e in read_log_history(output_dir) if "loss" in e]
+
+
+def sample_input(tokenizer):
+    return tokenizer(alpaca.prompt("Sort the digits: 3 1 2") + "1 2 3", return_tensors="pt")
+
+
+def test_full_finetune_learns_and_reloads_in_plain_transformers(make_config):
+    cfg = make_config(max_steps=30, save_steps=30, learning_rate=1e-2, use_tensorboard=True)
+    summary = train(cfg)
+    out = Path(cfg.train.output_dir)
+
+    loss = losses(out)
+    assert sum(loss[-3:]) / 3 < 0.7 * sum(loss[:3]) / 3, loss
+    assert summary["precision"] == "fp32" and summary["data"][0]["rows_out"] == 64
+
+    assert (out / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    saved = load_file(out / "model.safetensors")
+    assert torch.equal(model.state_dict()["model.norm.weight"], saved["model.norm.weight"])
+    assert tokenizer.eos_token == "</s>"
+    assert validate(yaml.safe_load((out / CONFIG_FILE).read_text())) == cfg
+    assert list((out / "runs").rglob("events.out.tfevents.*")), "tensorboard logs missing"
+
+
+def test_lora_trains_only_the_adapter_and_merges_exactly(make_config, tiny_model):
+    from peft import PeftModel
+
+    from axo.export.merge import merge_lora
+
+    cfg = make_config(max_steps=30, learning_rate=2e-2, **LORA)
+    train(cfg)
+    out = Path(cfg.train.output_dir)
+
+    loss = losses(out)
+    assert sum(loss[-3:]) / 3 < 0.8 * sum(loss[:3]) / 3, loss
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    inputs = sample_input(tokenizer)
+    with torch.no_grad():
+        base_logits = base(**inputs).logits
+        adapted = PeftModel.from_pretrained(base, out).eval()
+        adapter_logits = adapted(**inputs).logits
+    assert not torch.allclose(base_logits, adapter_logits, atol=1e-4)  # the adapter learned something
+
+    merged_dir = merge_lora(cfg)
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    with torch.no_grad():
+        merged_logits = merged(**inputs).logits
+    torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-4, rtol=0)
+
+
+def test_resumed_run_matches_uninterrupted_run(make_config, tmp_path):
+    """Stop after 4 of 8 steps (a copy of checkpoint-4 is what an interrupted run leaves), resume
+    with auto_resume_from_checkpoints, and land on the same weights as the run that never stopped.
+    Works because checkpoints hold optimizer, scheduler and RNG state, and the sampler is seeded."""
+    full = make_config(max_steps=8, save_steps=4, micro_batch_size=4, lora_dropout=0.0)
+    train(full)
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copytree(Path(full.train.output_dir) / "checkpoint-4", resumed_dir / "checkpoint-4")
+    resumed = make_config(max_steps=8, save_steps=4, micro_batch_size=4,
+                          output_dir=str(resumed_dir), auto_resume_from_checkpoints=True)
+    train(resumed)
+
+    a = load_file(Path(full.train.output_dir) / "model.safetensors")
+    b = load_file(resumed_dir / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)
+    first_run_steps = [e["step"] for e in read_log_history(resumed_dir) if "loss" in e]
+    assert first_run_steps == list(range(1, 9))
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "axo", *map(str, args)], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+
+
+def write_config(cfg, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.to_flat()))
+    return path
+
+
+def test_cli_train_evaluate_inference(make_config, tmp_path, alpaca_file):
+    cfg = make_config(max_steps=4, test_datasets=[{"path": str(alpaca_file)}])
+    path = write_config(cfg, tmp_path / "cfg.yml")
+    run = cli("train", path, "--max_steps", "3")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "step 3/3 | loss" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+    run = cli("evaluate", path, "--exact-match", "--limit", "4")
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = dict(line.split(": ", 1) for line in run.stdout.splitlines())
+    assert metrics["model"].startswith("trained model") and metrics["eval_rows"] == "4"
+    assert float(metrics["perplexity"]) > 1 and 0 <= float(metrics["exact_match"]) <= 1
+
+    run = cli("inference", path, "--prompt", "Sort the digits: 3 1 2", "--max-new-tokens", "5")
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = cli("preprocess", path)
+    assert run.returncode == 0 and "from cache" in run.stdout
+
+
+def test_offline_hub_model_error_names_base_model(make_config, tmp_path):
+    cfg = make_config(base_model="nobody/not-a-real-model-xyz")
+    run = cli("train", write_config(cfg, tmp_path / "cfg.yml"), env={"HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2
+    assert "`base_model`" in run.stderr and "not-a-real-model-xyz" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_inference_uses_the_training_prompt_format(make_config):
+    from axo.infer.generate import load_generator
+
+    cfg = make_config()
+    gen = load_generator(cfg)  # nothing trained yet: the base model
+    text = "Sort the digits: 9 8"
+    encoded = gen.encode(text)["input_ids"][0].tolist()
+    assert encoded == gen.tokenizer(alpaca.prompt(text))["input_ids"]
+    assert isinstance(gen.stream(text, max_new_tokens=3, temperature=0.0), str)

@@ -1,0 +1,174 @@
+"""Config loading: Axolotl's keys validate, mistakes are named with line and fix, all at once."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from axo.config import load, validate
+from axo.errors import ConfigError
+
+SEED = Path(__file__).parents[1] / "fixtures" / "seed.yml"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "cfg.yml"
+    path.write_text(text)
+    return path
+
+
+BASE = "base_model: some/model\ndatasets:\n  - path: data.jsonl\n    type: alpaca\n"
+
+
+def problems(path, overrides=()) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load(path, list(overrides))
+    return err.value.problems
+
+
+def test_seed_config_validates():
+    cfg = load(SEED)
+    assert cfg.model.base_model == "NousResearch/Nous-Hermes-llama-1b-v1"
+    assert cfg.data.datasets[0].type == "alpaca"
+    assert cfg.data.sequence_len == 512
+    assert cfg.train.learning_rate == 2e-5
+    assert cfg.lora.adapter is None
+
+
+def test_seed_config_validates_through_cli():
+    run = subprocess.run([sys.executable, "-m", "axo", "validate", str(SEED)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert yaml.safe_load(run.stdout)["micro_batch_size"] == 1
+
+
+def test_unknown_key_names_key_line_and_suggestion(tmp_path):
+    path = write(tmp_path, BASE + "adapter: lora\nlora_rr: 8\n")
+    [msg] = problems(path)
+    assert "`lora_rr`" in msg and "line 6" in msg and "did you mean `lora_r`?" in msg
+
+
+def test_unknown_dataset_key_is_reported_with_its_entry(tmp_path):
+    path = write(tmp_path, BASE + "    pathh: x\n")
+    [msg] = problems(path)
+    assert "`datasets[0].pathh`" in msg and "line 5" in msg and "did you mean `path`?" in msg
+
+
+def test_wrong_type_names_key_value_and_allowed(tmp_path):
+    path = write(tmp_path, BASE + "lr_scheduler: cosin\nlearning_rate: fast\n")
+    msgs = problems(path)
+    sched = next(m for m in msgs if "lr_scheduler" in m)
+    assert "'cosin'" in sched and "'cosine'" in sched and "line 5" in sched
+    lr = next(m for m in msgs if "learning_rate" in m)
+    assert "'fast'" in lr and "number" in lr
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    path = write(tmp_path, "datasets:\n  - path: d.jsonl\n    type: nope\n"
+                           "lora_rr: 8\nlora_r: 0\nwarmup_steps: 5\nwarmup_ratio: 0.1\n")
+    msgs = problems(path)
+    assert len(msgs) == 5, msgs
+    joined = "\n".join(msgs)
+    # (a cross-field check of an area runs once that area's own fields are valid)
+    for needle in ("`base_model`: required", "lora_rr", "`lora_r` (line 5)", "unknown dataset type 'nope'",
+                   "either `warmup_steps` or `warmup_ratio`"):
+        assert needle in joined
+
+
+def test_axolotl_key_not_supported_yet_is_an_error(tmp_path):
+    path = write(tmp_path, BASE + "neftune_noise_alpha: 5\n")
+    [msg] = problems(path)
+    assert "`neftune_noise_alpha`" in msg and "not supported by axo yet" in msg
+
+
+def test_axolotl_key_that_turns_nothing_on_is_accepted_with_warning(tmp_path, caplog):
+    path = write(tmp_path, BASE + "neftune_noise_alpha:\nload_in_8bit: false\n")
+    cfg = load(path)
+    assert cfg.model.base_model == "some/model"
+    assert "load_in_8bit" in caplog.text and "neftune_noise_alpha" in caplog.text
+
+
+def test_dataset_type_not_supported_yet(tmp_path):
+    path = write(tmp_path, BASE.replace("alpaca", "chat_template"))
+    [msg] = problems(path)
+    assert "chat_template" in msg and "not supported yet" in msg and "datasets[0].type" in msg
+
+
+def test_null_means_default(tmp_path):
+    cfg = load(write(tmp_path, BASE + "lora_r:\nadapter:\nlearning_rate: 1e-4\n"))
+    assert cfg.lora.lora_r == 8 and cfg.lora.adapter is None
+    assert cfg.train.learning_rate == 1e-4  # YAML 1.1 reads 1e-4 as text; it is still a number here
+
+
+def test_axolotl_alias_type_of_model(tmp_path):
+    cfg = load(write(tmp_path, BASE + "type_of_model: AutoModelForCausalLM\n"))
+    assert cfg.model.model_type == "AutoModelForCausalLM"
+
+
+def test_overrides_are_validated_like_yaml(tmp_path):
+    path = write(tmp_path, BASE)
+    cfg = load(path, ["--learning_rate", "1e-4", "--adapter=lora", "--lora_target_linear",
+                      "--datasets.0.path", "other.jsonl"])
+    assert cfg.train.learning_rate == 1e-4
+    assert cfg.lora.adapter == "lora" and cfg.lora.lora_target_linear is True
+    assert cfg.data.datasets[0].path == "other.jsonl"
+    [msg] = problems(path, ["--micro_batch_size", "0"])
+    assert "`micro_batch_size` (--micro_batch_size)" in msg and "greater than 0" in msg
+    [msg] = problems(path, ["--lora_rr", "4"])
+    assert "did you mean `lora_r`?" in msg
+    [msg] = problems(path, ["--datasets.3.path", "x"])
+    assert "--datasets.3.path" in msg
+
+
+def test_config_is_read_only_and_round_trips(tmp_path):
+    cfg = load(write(tmp_path, BASE + "adapter: lora\nlora_target_linear: true\n"))
+    with pytest.raises(Exception):
+        cfg.train.learning_rate = 1.0
+    assert validate(cfg.to_flat()) == cfg
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    path = write(tmp_path, BASE + "lora_rr: 8\nmicro_batch_size: -1\n")
+    run = subprocess.run([sys.executable, "-m", "axo", "validate", str(path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert "2 problems" in run.stderr and "lora_rr" in run.stderr
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    [msg] = problems(tmp_path / "nope.yml")
+    assert "does not exist" in msg
+    [msg] = problems(write(tmp_path, "base_model: [unclosed\n"))
+    assert "not valid YAML" in msg
+
+
+def test_config_schema_lists_flat_keys():
+    run = subprocess.run([sys.executable, "-m", "axo", "config-schema"], capture_output=True, text=True)
+    schema = json.loads(run.stdout)
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["lora_r"]["description"] == "LoRA rank."
+    assert "base_model" in schema["required"]
+    assert {"datasets", "learning_rate", "adapter", "use_tensorboard"} <= set(schema["properties"])
+
+
+def test_cli_help_does_not_import_heavy_libraries():
+    code = ("import sys; from axo.cli import app; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+def test_every_optimizer_and_scheduler_exists_in_transformers():
+    from typing import get_args
+
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    from axo.config.training import Optimizer, Scheduler
+
+    assert set(get_args(Optimizer)) <= {o.value for o in OptimizerNames}
+    assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
