@@ -146,3 +146,19 @@ def test_inference_uses_the_training_prompt_format(make_config):
     encoded = gen.encode(text)["input_ids"][0].tolist()
     assert encoded == gen.tokenizer(alpaca.prompt(text))["input_ids"]
     assert isinstance(gen.stream(text, max_new_tokens=3, temperature=0.0), str)
+
+
+def test_mlflow_file_store_and_wandb_offline_receive_metrics(make_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE",
+                "WANDB_PROJECT", "WANDB_MODE"):
+        monkeypatch.setenv(var, "")  # train() sets them from the config; undo after the test
+    mlruns = tmp_path / "mlruns"
+    cfg = make_config(max_steps=3, use_mlflow=True, mlflow_tracking_uri=mlruns.as_uri(),
+                      mlflow_experiment_name="axo-test", use_wandb=True, wandb_project="axo-test",
+                      wandb_mode="offline")
+    train(cfg)
+    loss_files = list(mlruns.rglob("metrics/loss"))
+    assert loss_files and len(loss_files[0].read_text().splitlines()) == 3
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -5,7 +5,7 @@ import torch
 
 from axo.errors import AxoError
 from axo.model.precision import resolve_precision
-from axo.train.args import to_training_args
+from axo.train.args import to_tracker_env, to_training_args
 
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks CPU behaviour")
 
@@ -41,3 +41,14 @@ def test_training_args_mapping(make_config):
 def test_no_eval_split_means_no_eval(make_config):
     args = to_training_args(make_config(eval_steps=5), "fp32", has_eval=False)
     assert args.eval_strategy == "no" and args.report_to == []
+
+
+def test_tracker_env(make_config, tmp_path):
+    lg = make_config(use_mlflow=True, wandb_project="p", wandb_mode="offline").logging
+    env = to_tracker_env(lg, str(tmp_path), environ={})
+    assert env["MLFLOW_TRACKING_URI"] == (tmp_path / "mlruns").as_uri()
+    assert env["MLFLOW_ALLOW_FILE_STORE"] == "true"
+    assert env["WANDB_PROJECT"] == "p" and env["WANDB_MODE"] == "offline"
+    # a tracking server the user already points at is left alone
+    env = to_tracker_env(lg, str(tmp_path), environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert "MLFLOW_TRACKING_URI" not in env and "MLFLOW_ALLOW_FILE_STORE" not in env

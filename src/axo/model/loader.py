@@ -92,7 +92,8 @@ def load_for_inference(cfg: Config, checkpoint: str | None = None):
     if folder is None:
         tokenizer = load_tokenizer(cfg)
         model = load_model(cfg, precision, tokenizer)
-        what = f"untrained base model ({cfg.model.base_model}); nothing in {cfg.train.output_dir} yet"
+        what = f"untrained base model ({cfg.model.base_model})"
+        log.info("Nothing trained in %s yet: using the base model", cfg.train.output_dir)
     elif (folder / "adapter_config.json").exists():
         from peft import PeftModel
 

@@ -1,6 +1,9 @@
 """The one place where training keys become transformers `TrainingArguments`."""
 
+from pathlib import Path
+
 from axo.config import Config
+from axo.config.logging import LoggingConfig
 from axo.model.precision import Precision
 
 
@@ -47,3 +50,24 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool):
         save_only_model=False,  # optimizer + RNG state, so resumed runs match uninterrupted ones
         **optional,
     )
+
+
+def to_tracker_env(lg: LoggingConfig, output_dir: str, environ: dict) -> dict[str, str]:
+    """Tracker settings as the environment variables transformers' MLflow and W&B callbacks read."""
+    uri = lg.mlflow_tracking_uri
+    if lg.use_mlflow and uri is None and not environ.get("MLFLOW_TRACKING_URI"):
+        uri = (Path(output_dir).resolve() / "mlruns").as_uri()  # a local store, next to the run
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_EXPERIMENT_NAME": lg.mlflow_experiment_name,
+        # MLflow 3 refuses file stores unless asked; a local folder is what a laptop user wants.
+        "MLFLOW_ALLOW_FILE_STORE": "true" if uri and _is_local_path(uri) else None,
+        "WANDB_PROJECT": lg.wandb_project,
+        "WANDB_ENTITY": lg.wandb_entity,
+        "WANDB_MODE": lg.wandb_mode,
+    }
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _is_local_path(uri: str) -> bool:
+    return uri.startswith("file:") or "://" not in uri

@@ -12,6 +12,7 @@ log = logging.getLogger("axo")
 
 def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = False,
              limit: int | None = None) -> dict:
+    import torch
     from transformers import Trainer, TrainingArguments
 
     from axo.data.collator import PadCollator
@@ -25,8 +26,10 @@ def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = Fal
     rows = data.eval.select(range(min(limit, len(data.eval)))) if limit else data.eval
     log.info("Evaluating the %s on %d rows", what, len(rows))
 
-    args = TrainingArguments(output_dir=cfg.train.output_dir, report_to="none",
-                             per_device_eval_batch_size=cfg.train.eval_batch_size or cfg.train.micro_batch_size)
+    args = TrainingArguments(
+        output_dir=cfg.train.output_dir, report_to="none", dataloader_pin_memory=torch.cuda.is_available(),
+        per_device_eval_batch_size=cfg.train.eval_batch_size or cfg.train.micro_batch_size,
+    )
     trainer = Trainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id))
     loss = trainer.evaluate(rows)["eval_loss"]
     metrics = {"model": what, "eval_rows": len(rows), "eval_loss": loss, "perplexity": math.exp(loss)}

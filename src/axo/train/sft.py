@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import yaml
@@ -21,7 +22,7 @@ def train(cfg: Config) -> dict:
     from axo.model.adapters import apply_adapter
     from axo.model.loader import load_model, load_tokenizer
     from axo.model.precision import resolve_precision
-    from axo.train.args import to_training_args
+    from axo.train.args import to_tracker_env, to_training_args
     from axo.train.callbacks import LineProgress
     from axo.train.checkpoints import resume_checkpoint
 
@@ -37,6 +38,7 @@ def train(cfg: Config) -> dict:
     model = apply_adapter(model, cfg.lora, cfg.train.gradient_checkpointing)
     _log_parameters(model)
 
+    os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     trainer = Trainer(
         model=model,
         args=to_training_args(cfg, precision, has_eval=data.eval is not None),
