@@ -172,3 +172,15 @@ def test_every_optimizer_and_scheduler_exists_in_transformers():
 
     assert set(get_args(Optimizer)) <= {o.value for o in OptimizerNames}
     assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
+
+
+def test_eval_steps_without_eval_data(tmp_path):
+    [msg] = problems(write(tmp_path, BASE + "eval_steps: 10\n"))
+    assert "`eval_steps`" in msg and "`val_set_size` or `test_datasets`" in msg
+    assert load(write(tmp_path, BASE + "eval_steps: 10\nval_set_size: 0.1\n")).train.eval_steps == 10
+
+
+def test_model_classes(tmp_path):
+    assert load(write(tmp_path, BASE + "model_type: LlamaForCausalLM\n")).model.model_type == "LlamaForCausalLM"
+    [msg] = problems(write(tmp_path, BASE + "model_type: AutoModelForSeq2SeqLM\n"))
+    assert "`model_type`" in msg and "not supported yet" in msg

@@ -39,7 +39,7 @@ def test_training_args_mapping(make_config):
 
 
 def test_no_eval_split_means_no_eval(make_config):
-    args = to_training_args(make_config(eval_steps=5), "fp32", has_eval=False)
+    args = to_training_args(make_config(), "fp32", has_eval=False)
     assert args.eval_strategy == "no" and args.report_to == []
 
 
@@ -52,3 +52,11 @@ def test_tracker_env(make_config, tmp_path):
     # a tracking server the user already points at is left alone
     env = to_tracker_env(lg, str(tmp_path), environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
     assert "MLFLOW_TRACKING_URI" not in env and "MLFLOW_ALLOW_FILE_STORE" not in env
+
+
+def test_resume_from_a_folder_that_is_not_a_checkpoint(make_config, tmp_path):
+    from axo.train.checkpoints import resume_checkpoint
+
+    with pytest.raises(AxoError, match="`resume_from_checkpoint`.*not a checkpoint folder"):
+        resume_checkpoint(make_config(resume_from_checkpoint=str(tmp_path)).train)
+    assert resume_checkpoint(make_config(auto_resume_from_checkpoints=True).train) is None

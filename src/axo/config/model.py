@@ -6,8 +6,9 @@ from pydantic import Field, field_validator
 
 from axo.config.base import Area
 
-# Other classes (sequence classification, image-text-to-text) come with the model-loading issue.
-SUPPORTED_MODEL_TYPES = ("AutoModelForCausalLM",)
+# Sequence classification and image-text-to-text come with the model-loading issue; any
+# transformers `*ForCausalLM` class (LlamaForCausalLM, ...) works, as Axolotl configs use them.
+CAUSAL_LM_SUFFIX = "ForCausalLM"
 
 
 class ModelConfig(Area):
@@ -42,11 +43,9 @@ class ModelConfig(Area):
     @field_validator("model_type")
     @classmethod
     def _known_class(cls, value: str) -> str:
-        if value not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(
-                f"model class {value!r} is not supported yet; supported: "
-                + ", ".join(SUPPORTED_MODEL_TYPES)
-            )
+        if not value.endswith(CAUSAL_LM_SUFFIX):
+            raise ValueError(f"model class {value!r} is not supported yet; use AutoModelForCausalLM "
+                             f"or a transformers class ending in {CAUSAL_LM_SUFFIX}")
         return value
 
     @field_validator("tokenizer_type")

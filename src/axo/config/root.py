@@ -3,7 +3,7 @@ the loader routes each key to the area that owns it."""
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from axo.config.adapter import AdapterConfig
 from axo.config.data import DataConfig
@@ -20,6 +20,13 @@ class Config(BaseModel):
     lora: AdapterConfig
     train: TrainingConfig
     logging: LoggingConfig
+
+    @model_validator(mode="after")
+    def _eval_needs_data(self):
+        if self.train.eval_steps and not self.data.has_eval:
+            raise ValueError("`eval_steps` is set but there is nothing to evaluate on: "
+                             "set `val_set_size` or `test_datasets`, or remove `eval_steps`")
+        return self
 
     def to_flat(self) -> dict[str, Any]:
         """The config as flat Axolotl-style keys, every default filled in: what `validate` prints

@@ -41,7 +41,10 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None):
     source = "base_model_config" if m.base_model_config else "base_model"
     config = _from_source(source, m.config_path, lambda: transformers.AutoConfig.from_pretrained(
         m.config_path, trust_remote_code=m.trust_remote_code))
-    cls = getattr(transformers, m.model_type)
+    cls = getattr(transformers, m.model_type, None)
+    if cls is None:
+        raise AxoError(f"`model_type`: transformers {transformers.__version__} has no class "
+                       f"{m.model_type!r}. Fix: use AutoModelForCausalLM.")
     kwargs = {"dtype": torch_dtype(precision), "attn_implementation": m.attn_implementation}
     if m.reinit_weights:
         torch.manual_seed(cfg.train.seed)
