@@ -26,7 +26,7 @@ def losses(output_dir) -> list[float]:
 
 
 def sample_input(tokenizer):
-    return tokenizer(alpaca.prompt("Sort the digits: 3 1 2") + "1 2 3", return_tensors="pt")
+    return tokenizer(alpaca.build_prompt("Sort the digits: 3 1 2") + "1 2 3", return_tensors="pt")
 
 
 def test_full_finetune_learns_and_reloads_in_plain_transformers(make_config):
@@ -110,7 +110,7 @@ def write_config(cfg, path: Path) -> Path:
 
 
 def test_cli_train_evaluate_inference(make_config, tmp_path, alpaca_file):
-    cfg = make_config(max_steps=4, test_datasets=[{"path": str(alpaca_file)}])
+    cfg = make_config(max_steps=4, test_datasets=[{"path": str(alpaca_file), "type": "alpaca"}])
     path = write_config(cfg, tmp_path / "cfg.yml")
     run = cli("train", path, "--max_steps", "3")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -146,7 +146,7 @@ def test_inference_uses_the_training_prompt_format(make_config):
     gen = load_generator(cfg)  # nothing trained yet: the base model
     text = "Sort the digits: 9 8"
     encoded = gen.encode(text)["input_ids"][0].tolist()
-    assert encoded == gen.tokenizer(alpaca.prompt(text))["input_ids"]
+    assert encoded == gen.tokenizer(alpaca.build_prompt(text))["input_ids"]
     assert isinstance(gen.stream(text, max_new_tokens=3, temperature=0.0), str)
 
 

@@ -92,9 +92,9 @@ def test_axolotl_key_that_turns_nothing_on_is_accepted_with_warning(tmp_path, ca
 
 
 def test_dataset_type_not_supported_yet(tmp_path):
-    path = write(tmp_path, BASE.replace("alpaca", "chat_template"))
+    path = write(tmp_path, BASE.replace("alpaca", "bradley_terry"))
     [msg] = problems(path)
-    assert "chat_template" in msg and "not supported yet" in msg and "datasets[0].type" in msg
+    assert "bradley_terry" in msg and "not supported yet" in msg and "datasets[0].type" in msg
 
 
 def test_null_means_default(tmp_path):

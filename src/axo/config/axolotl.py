@@ -7,6 +7,21 @@ from importlib import resources
 ALIASES = {
     "type_of_model": "model_type",
 }
+# Inside a dataset entry: Axolotl's older spelling -> key of `message_property_mappings`.
+MESSAGE_FIELD_ALIASES = {"message_field_role": "role", "message_field_content": "content"}
+
+
+def rename_dataset_aliases(entry: dict) -> dict:
+    if not any(k in entry for k in MESSAGE_FIELD_ALIASES):
+        return entry
+    entry = dict(entry)
+    mapping = dict(entry.get("message_property_mappings") or {})
+    for old, prop in MESSAGE_FIELD_ALIASES.items():
+        if entry.get(old) is not None:
+            mapping.setdefault(prop, entry.pop(old))
+        entry.pop(old, None)
+    entry["message_property_mappings"] = mapping
+    return entry
 
 
 @cache

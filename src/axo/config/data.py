@@ -1,4 +1,4 @@
-"""Where the training data comes from and how it is turned into tokens."""
+"""Where the training data comes from and how it is turned into tokens and labels."""
 
 from typing import Literal
 
@@ -6,20 +6,42 @@ from pydantic import Field, field_validator, model_validator
 
 from axo.config.base import Area
 
-# Formats axo implements; the data-pipeline issue adds the rest of Axolotl's types.
-SUPPORTED_TYPES = ("alpaca",)
+# Dataset `type`s axo implements (Axolotl's names). Rows with input_ids need no type.
+SUPPORTED_TYPES = ("alpaca", "chat_template", "completion", "input_output")
 AXOLOTL_TYPES = (
-    "chat_template", "completion", "input_output", "pretrain", "sharegpt", "alpaca_chat",
-    "alpaca_w_system", "oasst", "gpteacher", "reflection", "explainchoice", "concisechoice",
-    "summarizetldr", "metharme", "bradley_terry", "stepwise_supervised", "user_defined",
+    "pretrain", "alpaca_chat", "alpaca_w_system", "oasst", "gpteacher", "reflection",
+    "explainchoice", "concisechoice", "summarizetldr", "metharme", "bradley_terry",
+    "stepwise_supervised", "orcamini", "pygmalion", "context_qa", "dpo", "kto", "orpo",
 )
+EndPolicy = Literal["all", "turn", "last", "none"]
+CHAT_KEYS = (
+    "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
+    "train_on_eot", "message_field_training", "drop_system_message", "field_tools",
+    "chat_template", "chat_template_jinja",
+)
+
+
+class UserDefinedFormat(Area):
+    """`type:` given as a mapping: an alpaca-like prompt with your own field names and text."""
+
+    system_prompt: str = Field("", description="System text put before every prompt.")
+    field_system: str | None = Field(None, description="Column with a per-row system text.")
+    system_format: str = Field("{system}\n\n", description="How the system text is written; `{system}`.")
+    field_instruction: str = Field("instruction", description="Column with the instruction.")
+    field_input: str = Field("input", description="Column with the optional input.")
+    field_output: str = Field("output", description="Column with the response (trained).")
+    format: str = Field("{instruction}\n{input}\n", description="Prompt with `{instruction}` and `{input}`.")
+    no_input_format: str = Field("{instruction}\n", description="Prompt when the input is empty.")
 
 
 class DatasetConfig(Area):
     """One entry of `datasets:` or `test_datasets:`."""
 
-    path: str = Field(description="Local file or folder, or a hub dataset id.")
-    type: str = Field("alpaca", description="Row format: " + ", ".join(SUPPORTED_TYPES) + ".")
+    path: str = Field(description="Local file or folder, a hub dataset id, or an fsspec URI (s3://, gs://, https://).")
+    type: str | UserDefinedFormat | None = Field(
+        None, description="Row format: " + ", ".join(SUPPORTED_TYPES)
+        + ", or a user-defined mapping. Unset for rows that already hold input_ids.",
+    )
     data_files: str | list[str] | None = Field(None, description="Files (or globs) inside `path`.")
     ds_type: Literal["json", "parquet", "csv", "arrow", "text"] | None = Field(
         None, description="File format, when the extension does not say."
@@ -27,20 +49,88 @@ class DatasetConfig(Area):
     name: str | None = Field(None, description="Hub dataset configuration name.")
     split: str = Field("train", description="Split to read.")
     revision: str | None = Field(None, description="Hub dataset revision.")
+    # completion
+    field: str | None = Field(None, description="completion: the text column (default `text`).")
+    # chat_template
+    field_messages: str = Field("messages", description="chat_template: the column holding the conversation.")
+    message_property_mappings: dict[str, str] = Field(
+        default_factory=dict,
+        description="chat_template: message keys to read, e.g. {role: from, content: value} for sharegpt.",
+    )
+    roles: dict[str, list[str]] | None = Field(
+        None, description="chat_template: target role -> source names, e.g. {assistant: [gpt], user: [human]}."
+    )
+    roles_to_train: list[str] = Field(["assistant"], description="chat_template: roles whose turns are trained.")
+    train_on_eos: EndPolicy = Field(
+        "turn", description="chat_template: which EOS tokens are trained: all, turn (of trained turns), last, none."
+    )
+    train_on_eot: EndPolicy | None = Field(
+        None, description="chat_template: the same for end-of-turn tokens (default: as train_on_eos)."
+    )
+    message_field_training: str | None = Field(
+        None, description="chat_template: message key with a per-message true/false that overrides roles_to_train."
+    )
+    drop_system_message: bool = Field(False, description="chat_template: drop system messages.")
+    field_tools: str = Field("tools", description="chat_template: the column with tool definitions, if any.")
+    chat_template: str | None = Field(None, description="chat_template: template for this dataset only.")
+    chat_template_jinja: str | None = Field(None, description="chat_template: Jinja text for this dataset only.")
 
     @field_validator("type")
     @classmethod
-    def _supported(cls, value: str) -> str:
-        if value in SUPPORTED_TYPES:
+    def _supported(cls, value):
+        if value is None or isinstance(value, UserDefinedFormat) or value in SUPPORTED_TYPES:
             return value
+        if value == "sharegpt":
+            raise ValueError(
+                "type 'sharegpt' is replaced by chat_template: use `type: chat_template`, "
+                "`field_messages: conversations`, `message_property_mappings: {role: from, content: value}` "
+                "and `roles: {user: [human], assistant: [gpt]}`"
+            )
         if value.split(".")[0] in AXOLOTL_TYPES:
-            raise ValueError(f"dataset type {value!r} is not supported yet; supported: "
-                             + ", ".join(SUPPORTED_TYPES))
+            raise ValueError(f"dataset type {value!r} is not supported yet; supported: " + ", ".join(SUPPORTED_TYPES))
         raise ValueError(f"unknown dataset type {value!r}; supported: " + ", ".join(SUPPORTED_TYPES))
+
+    @model_validator(mode="after")
+    def _keys_fit_type(self):
+        if self.type != "chat_template":
+            fields = type(self).model_fields
+            stray = [k for k in CHAT_KEYS if getattr(self, k) != fields[k].get_default(call_default_factory=True)]
+            if stray:
+                raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} only apply to `type: chat_template` "
+                                 f"(this entry has type {self.type_name!r})")
+        if self.field is not None and self.type != "completion":
+            raise ValueError("`field` only applies to `type: completion`")
+        return self
+
+    @property
+    def type_name(self) -> str:
+        if isinstance(self.type, UserDefinedFormat):
+            return "user_defined"
+        return self.type or "pretokenized"
+
+    @property
+    def eot_policy(self) -> EndPolicy:
+        return self.train_on_eot or self.train_on_eos
+
+
+class PretrainingDatasetConfig(Area):
+    """One entry of `pretraining_dataset:`: raw text streamed and tokenized on the fly."""
+
+    path: str = Field(description="Local file or folder, hub id, or fsspec URI.")
+    name: str | None = Field(None, description="Hub dataset configuration name.")
+    split: str = Field("train", description="Split to read.")
+    data_files: str | list[str] | None = Field(None, description="Files (or globs) inside `path`.")
+    ds_type: Literal["json", "parquet", "csv", "arrow", "text"] | None = Field(None, description="File format.")
+    revision: str | None = Field(None, description="Hub dataset revision.")
+    text_column: str = Field("text", description="Column holding the text.")
+    type: Literal["pretrain"] | None = Field(None, description="Accepted for Axolotl compatibility.")
 
 
 class DataConfig(Area):
-    datasets: list[DatasetConfig] = Field(min_length=1, description="Training datasets, mixed.")
+    datasets: list[DatasetConfig] | None = Field(None, description="Training datasets, mixed.")
+    pretraining_dataset: list[PretrainingDatasetConfig] | None = Field(
+        None, description="Raw-text datasets streamed and tokenized on the fly (needs max_steps)."
+    )
     test_datasets: list[DatasetConfig] | None = Field(
         None, description="Held-out datasets for evaluation (instead of `val_set_size`)."
     )
@@ -49,8 +139,29 @@ class DataConfig(Area):
         description="Hold out this fraction (<1) or this many rows (>=1) of the training data.",
     )
     sequence_len: int = Field(2048, gt=0, description="Longest sequence in tokens.")
+    excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(
+        "drop", description="Rows longer than sequence_len: drop them, cut them, or stop with an error."
+    )
+    min_sample_len: int = Field(2, ge=1, description="Drop rows with fewer tokens than this.")
     train_on_inputs: bool = Field(
         False, description="Also train on the prompt; by default only the response and EOS are."
+    )
+    chat_template: str | None = Field(
+        None, description="chat_template datasets: tokenizer_default, chatml, llama3, or jinja (with chat_template_jinja)."
+    )
+    chat_template_jinja: str | None = Field(None, description="A Jinja chat template (sets chat_template: jinja).")
+    eot_tokens: list[str] | None = Field(
+        None, description="End-of-turn tokens (default: found in the template, else the EOS token)."
+    )
+    default_system_message: str | None = Field(
+        None, description="chat_template: system message added to conversations that have none."
+    )
+    shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after mixing the datasets.")
+    dataset_exact_deduplication: bool = Field(
+        False, description="Drop rows whose tokens repeat, and eval rows that also appear in training."
+    )
+    skip_bad_rows: bool = Field(
+        False, description="Skip (and count) rows with missing or malformed fields instead of stopping."
     )
     dataset_prepared_path: str | None = Field(
         None, description="Folder for the tokenized-dataset cache (default: output_dir/prepared)."
@@ -58,11 +169,21 @@ class DataConfig(Area):
     dataset_processes: int | None = Field(None, gt=0, description="Workers for tokenization.")
 
     @model_validator(mode="after")
-    def _one_eval_source(self):
+    def _sources(self):
+        if not self.datasets and not self.pretraining_dataset:
+            raise ValueError("no training data: add `datasets:` (or `pretraining_dataset:`)")
+        if self.datasets and self.pretraining_dataset:
+            raise ValueError("set either `datasets` or `pretraining_dataset`, not both")
         if self.test_datasets and self.val_set_size:
             raise ValueError("set either `val_set_size` or `test_datasets`, not both")
+        if self.pretraining_dataset and self.val_set_size:
+            raise ValueError("`val_set_size` cannot split a streamed `pretraining_dataset`; use `test_datasets`")
         return self
 
     @property
     def has_eval(self) -> bool:
         return bool(self.test_datasets) or self.val_set_size > 0
+
+    @property
+    def template_name(self) -> str | None:
+        return "jinja" if self.chat_template_jinja and not self.chat_template else self.chat_template

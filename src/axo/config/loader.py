@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from axo.config.axolotl import ALIASES, axolotl_keys, is_off
+from axo.config.axolotl import ALIASES, axolotl_keys, is_off, rename_dataset_aliases
 from axo.config.data import DatasetConfig
 from axo.config.root import AREAS, KEY_AREA, Config
 from axo.errors import ConfigError
@@ -135,7 +135,7 @@ def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[
             cleaned.append(entry)
             continue
         keep = {}
-        for key, value in entry.items():
+        for key, value in rename_dataset_aliases(entry).items():
             if key in known:
                 if value is not None:
                     keep[key] = value
@@ -177,6 +177,8 @@ def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
         msg = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             msg = "required key is missing; add it to the config"
+        elif error["type"] == "extra_forbidden":
+            msg = "unknown key; see `axo config-schema` for valid keys"
         by_key.setdefault(path, [])
         if msg not in by_key[path]:
             by_key[path].append(msg)
@@ -189,7 +191,8 @@ def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
             out.append(f"`{dotted(path)}`: {text}")
         else:
             value = _lookup(raw, path)
-            out.append(f"`{dotted(path)}`{_at(path, where)}: {text} (got {value!r})")
+            got = "" if isinstance(value, (dict, list)) else f" (got {value!r})"  # a whole entry: too long
+            out.append(f"`{dotted(path)}`{_at(path, where)}: {text}{got}")
     return out
 
 

@@ -28,6 +28,12 @@ class Config(BaseModel):
                              "set `val_set_size` or `test_datasets`, or remove `eval_steps`")
         return self
 
+    @model_validator(mode="after")
+    def _streams_need_max_steps(self):
+        if self.data.pretraining_dataset and not self.train.max_steps:
+            raise ValueError("`pretraining_dataset` is streamed, so its length is unknown: set `max_steps`")
+        return self
+
     def to_flat(self) -> dict[str, Any]:
         """The config as flat Axolotl-style keys, every default filled in: what `validate` prints
         and what is saved next to the trained model."""

@@ -1,15 +1,43 @@
-"""Prompt/response text -> input_ids and labels, with the prompt masked (-100) unless
-`train_on_inputs`. The response is always followed by EOS, which is always trained:
-a model that never sees EOS as a target never learns to stop."""
+"""Segments of text -> input_ids and labels, the same way for every format.
+
+The segments of a row are joined and tokenized once, as inference will tokenize them, and a
+token is trained when its first character lies in a trained segment. Tokens the tokenizer adds
+itself (BOS) cover no characters and are never trained."""
+
+from bisect import bisect_right
+
+from axo.errors import AxoError
 
 IGNORE = -100
 
 
-def tokenize_pair(tokenizer, prompt: str, response: str, train_on_inputs: bool) -> dict:
-    # Tokenizing the two parts separately puts the mask boundary exactly between them;
-    # inference tokenizes the prompt the same way, so what the model sees matches.
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    response_ids = response_ids + [tokenizer.eos_token_id]
-    prompt_labels = list(prompt_ids) if train_on_inputs else [IGNORE] * len(prompt_ids)
-    return {"input_ids": prompt_ids + response_ids, "labels": prompt_labels + response_ids}
+def encode(tokenizer, rows: list[list[tuple[str, bool]]], add_special_tokens: bool,
+           train_everything: bool = False) -> list[tuple[list[int], list[int]]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise AxoError("axo needs a fast (Rust) tokenizer to place label masks exactly; "
+                       "this one is slow. Fix: use a tokenizer with a tokenizer.json.")
+    if not rows:
+        return []
+    texts, spans = [], []
+    for segments in rows:
+        text, pos, trained = "", 0, []
+        for piece, train in segments:
+            if train or train_everything:
+                trained.append((pos, pos + len(piece)))
+            text += piece
+            pos += len(piece)
+        texts.append(text)
+        spans.append(trained)
+    batch = tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    out = []
+    for ids, offsets, trained in zip(batch["input_ids"], batch["offset_mapping"], spans):
+        starts = [s for s, _ in trained]
+        labels = [tok if end > start and _inside(start, trained, starts) else IGNORE
+                  for tok, (start, end) in zip(ids, offsets)]
+        out.append((list(ids), labels))
+    return out
+
+
+def _inside(char: int, spans: list[tuple[int, int]], starts: list[int]) -> bool:
+    i = bisect_right(starts, char) - 1
+    return i >= 0 and char < spans[i][1]

@@ -30,6 +30,11 @@ def load_tokenizer(cfg: Config):
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
     tokenizer.padding_side = "right"
+    if cfg.data.template_name:
+        # Saved with the tokenizer, so the trained model chats with the template it learned.
+        from axo.data.templates import resolve_template
+
+        tokenizer.chat_template = resolve_template(cfg.data, None, tokenizer)
     return tokenizer
 
 

@@ -41,15 +41,17 @@ def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = Fal
 
 
 def exact_match_accuracy(model, tokenizer, rows) -> float:
-    """Greedy-generate each answer from its prompt and compare token for token (EOS included:
-    an answer that does not stop is wrong)."""
+    """Greedy-generate the first trained answer of each row from the text before it and compare
+    token for token, end token included: an answer that does not stop is wrong."""
     import torch
 
     hits = 0
     for row in rows:
-        start = next(i for i, t in enumerate(row["labels"]) if t != IGNORE)
+        labels = row["labels"]
+        start = next(i for i, t in enumerate(labels) if t != IGNORE)
+        end = next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
         prompt = torch.tensor([row["input_ids"][:start]], device=model.device)
-        expected = row["input_ids"][start:]
+        expected = row["input_ids"][start:end]  # the first answer, through its end token
         with torch.no_grad():
             out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
                                  max_new_tokens=len(expected), do_sample=False,

@@ -1,25 +1,33 @@
-"""Alpaca: instruction / input / output, with Axolotl's (and Stanford Alpaca's) prompt text."""
+"""Alpaca: instruction / input / output, with Axolotl's (and Stanford Alpaca's) prompt text.
+A non-empty `system` column replaces the opening sentence."""
 
-REQUIRED = ("instruction", "output")
+from axo.data.formats import Context, Segment, text_field
 
-WITH_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further "
-    "context. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-)
-NO_INPUT = (
-    "Below is an instruction that describes a task. Write a response that appropriately "
-    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
-)
+ADD_SPECIAL_TOKENS = True
+SPLIT_LONG = False
+
+PREAMBLE_INPUT = ("Below is an instruction that describes a task, paired with an input that provides "
+                  "further context. Write a response that appropriately completes the request.")
+PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+WITH_INPUT = "{system}\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+NO_INPUT = "{system}\n\n### Instruction:\n{instruction}\n\n### Response:\n"
 
 
-def prompt(instruction: str, input: str | None = None) -> str:
-    """The text the model sees before its answer; inference uses the same function."""
+def columns(ctx: Context) -> list[str]:
+    return ["instruction", "output"]
+
+
+def build_prompt(instruction: str, input: str = "", system: str = "") -> str:
     if input:
-        return WITH_INPUT.format(instruction=instruction, input=input)
-    return NO_INPUT.format(instruction=instruction)
+        return WITH_INPUT.format(system=system or PREAMBLE_INPUT, instruction=instruction, input=input)
+    return NO_INPUT.format(system=system or PREAMBLE, instruction=instruction)
 
 
-def split(row: dict) -> tuple[str, str]:
-    """(prompt, response) of one row."""
-    return prompt(row["instruction"], row.get("input")), row["output"]
+def segments(row: dict, ctx: Context) -> list[Segment]:
+    prompt = build_prompt(text_field(row, "instruction"), text_field(row, "input", required=False),
+                          text_field(row, "system", required=False))
+    return [(prompt, False), (text_field(row, "output") + ctx.tokenizer.eos_token, True)]
+
+
+def prompt(text: str, ctx: Context) -> str:
+    return build_prompt(text)
