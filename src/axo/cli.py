@@ -32,14 +32,24 @@ def train(ctx: typer.Context, config: str = CONFIG):
 
 
 @app.command(context_settings=OVERRIDES)
-def preprocess(ctx: typer.Context, config: str = CONFIG):
+def preprocess(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    debug: bool = typer.Option(False, help="Show a few rows token by token: trained in green, masked in red."),
+    rows: int = typer.Option(3, help="How many rows --debug shows."),
+):
     """Tokenize and cache the datasets, then print row and token statistics."""
     from axo.data.prepare import prepare
     from axo.model.loader import load_tokenizer
-    from axo.report import print_data_stats
+    from axo.report import print_data_stats, print_token_view
 
     cfg = _load(config, ctx)
-    data = prepare(cfg, load_tokenizer(cfg))
+    tokenizer = load_tokenizer(cfg)
+    data = prepare(cfg, tokenizer)
+    if debug:
+        if cfg.data.pretraining_dataset:
+            raise AxoError("--debug shows prepared rows; a streamed `pretraining_dataset` has none.")
+        print_token_view(tokenizer, data.train, rows)
     print_data_stats(data)
 
 

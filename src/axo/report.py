@@ -1,17 +1,43 @@
-"""Tables for people: dataset statistics and the like."""
+"""Tables and views for people: dataset statistics, and tokens colored by whether they train."""
+
+STAT_COLUMNS = ["dataset", "rows_in", "rows_out", "truncated", "chunks", "dropped_too_long",
+                "dropped_too_short", "skipped_bad", "tokens", "trained_tokens", "len_p50", "len_p95", "len_max"]
 
 
 def print_data_stats(data) -> None:
+    """One column per dataset, one line per statistic (it stays readable on a narrow terminal)."""
     from rich.console import Console
     from rich.table import Table
 
+    datasets = [row for row in data.stats if "rows_in" in row]
     table = Table(title="Prepared data" + (" (from cache)" if data.cache_hit else ""))
-    columns = ["dataset", "rows_in", "rows_out", "dropped_too_long", "tokens", "trained_tokens",
-               "len_p50", "len_p95", "len_max"]
-    for col in columns:
-        table.add_column(col.replace("_", " "), justify="left" if col == "dataset" else "right")
-    for row in data.stats:
-        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns))
+    table.add_column("")
+    for row in datasets:
+        table.add_column(f"{row['dataset']}\n{row['path']}", justify="right", overflow="fold")
+    for stat in STAT_COLUMNS[1:]:
+        table.add_row(stat.replace("_", " "), *(f"{row[stat]:,}" for row in datasets))
     console = Console()
     console.print(table)
-    console.print(f"train rows: {len(data.train):,}   eval rows: {len(data.eval) if data.eval else 0:,}")
+    for row in data.stats:
+        if "removed" in row:
+            console.print(f"exact deduplication removed {row['removed']}")
+    eval_rows = len(data.eval) if data.eval is not None else 0
+    console.print(f"train rows: {len(data.train):,}   eval rows: {eval_rows:,}")
+
+
+def print_token_view(tokenizer, rows, n: int) -> None:
+    """`axo preprocess --debug`: each token in green when trained, dim red when masked."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from axo.data.tokenize import IGNORE
+
+    console = Console()
+    console.print(Text("trained", style="bold green"), Text(" / "), Text("masked", style="dim red"))
+    for i, row in enumerate(rows.select(range(min(n, len(rows))))):
+        view = Text()
+        view.append(f"\n── row {i} ({len(row['input_ids'])} tokens) ──\n", style="bold")
+        for token, label in zip(row["input_ids"], row["labels"]):
+            piece = tokenizer.decode([token]).replace("\n", "\\n\n")
+            view.append(piece, style="green" if label != IGNORE else "dim red")
+        console.print(view)

@@ -184,3 +184,12 @@ def test_model_classes(tmp_path):
     assert load(write(tmp_path, BASE + "model_type: LlamaForCausalLM\n")).model.model_type == "LlamaForCausalLM"
     [msg] = problems(write(tmp_path, BASE + "model_type: AutoModelForSeq2SeqLM\n"))
     assert "`model_type`" in msg and "not supported yet" in msg
+
+
+def test_pretraining_dataset_needs_max_steps(tmp_path):
+    text = "base_model: m\npretraining_dataset:\n  - path: corpus.jsonl\n"
+    [msg] = problems(write(tmp_path, text))
+    assert "`pretraining_dataset` is streamed" in msg and "`max_steps`" in msg
+    assert load(write(tmp_path, text + "max_steps: 10\n")).data.pretraining_dataset[0].text_column == "text"
+    [msg] = problems(write(tmp_path, "base_model: m\n"))
+    assert "no training data" in msg
