@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from axo.data.collator import PadCollator
+from axo.data.collator import Collator
 from axo.data.prepare import prepare
 from axo.data.tokenize import IGNORE
 from axo.errors import AxoError
@@ -35,7 +35,7 @@ def rows_with(n, start=0):
 def test_pad_equal_to_eos_does_not_mask_eos(make_config, tokenizer):
     assert tokenizer.pad_token_id == tokenizer.eos_token_id  # the tiny tokenizer has no pad/unk
     short, long = (r for r in prepare(make_config(), tokenizer).train.select(range(2)))
-    batch = PadCollator(tokenizer.pad_token_id)([short, long])
+    batch = Collator(tokenizer.pad_token_id)([short, long])
     for i, row in enumerate((short, long)):
         n = len(row["input_ids"])
         assert batch["labels"][i, n - 1] == tokenizer.eos_token_id  # the trained EOS survives padding

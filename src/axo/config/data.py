@@ -143,6 +143,14 @@ class DataConfig(Area):
         "drop", description="Rows longer than sequence_len: drop them, cut them, or stop with an error."
     )
     min_sample_len: int = Field(2, ge=1, description="Drop rows with fewer tokens than this.")
+    sample_packing: bool = Field(
+        False, description="Pack several rows into each sequence of sequence_len tokens, each row isolated."
+    )
+    eval_sample_packing: bool | None = Field(None, description="Pack eval rows too (default: as sample_packing).")
+    sample_packing_sequentially: bool = Field(
+        False, description="Pack rows in their order (next-fit) instead of first-fit-decreasing, and keep that order."
+    )
+    pad_to_sequence_len: bool = Field(False, description="Pad every batch to sequence_len (one shape for all steps).")
     train_on_inputs: bool = Field(
         False, description="Also train on the prompt; by default only the response and EOS are."
     )
@@ -179,6 +187,10 @@ class DataConfig(Area):
         if self.pretraining_dataset and self.val_set_size:
             raise ValueError("`val_set_size` cannot split a streamed `pretraining_dataset`; use `test_datasets`")
         return self
+
+    @property
+    def pack_eval(self) -> bool:
+        return self.sample_packing if self.eval_sample_packing is None else self.eval_sample_packing
 
     @property
     def has_eval(self) -> bool:

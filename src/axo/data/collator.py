@@ -1,23 +1,39 @@
-"""Batches of unequal rows, padded on the right. Labels are padded with -100 by position,
-never by token id, so a pad token that equals EOS cannot mask the trained EOS."""
+"""Batches for the Trainer, padded on the right.
+
+Plain rows get an attention_mask. Packs (rows with position_ids) get none: transformers derives
+the block-diagonal mask from position_ids, and an attention_mask would switch that off. In a
+pack, the label at each row's first position is masked, so the last token of one row is never
+trained to predict the first token of the next: exactly what training the rows one by one does.
+Labels are padded with -100 by position, never by token id, so a pad token that equals EOS
+cannot mask a trained EOS.
+"""
 
 import torch
 
 from axo.data.tokenize import IGNORE
 
 
-class PadCollator:
-    def __init__(self, pad_token_id: int):
+class Collator:
+    def __init__(self, pad_token_id: int, pad_to: int | None = None):
         self.pad_token_id = pad_token_id
+        self.pad_to = pad_to  # pad_to_sequence_len: one shape for every batch
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
+        width = max(max(len(r["input_ids"]) for r in rows), self.pad_to or 0)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             input_ids[i, :n] = torch.as_tensor(row["input_ids"])
             labels[i, :n] = torch.as_tensor(row["labels"])
-            attention_mask[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        if "position_ids" not in rows[0]:
+            lengths = torch.tensor([len(r["input_ids"]) for r in rows])
+            attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+            return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["position_ids"])
+            positions[i, :n] = torch.as_tensor(row["position_ids"])
+            positions[i, n:] = torch.arange(width - n)  # padding forms a row of its own
+        labels[positions == 0] = IGNORE
+        return {"input_ids": input_ids, "labels": labels, "position_ids": positions}

@@ -21,15 +21,30 @@ def stream_pretraining(cfg: Config, tokenizer):
     stream = parts[0] if len(parts) == 1 else datasets.interleave_datasets(parts, seed=cfg.train.seed)
     if cfg.data.shuffle_merged_datasets:
         stream = stream.shuffle(seed=cfg.train.seed, buffer_size=10_000)
-    block = cfg.data.sequence_len
     return stream.map(_blocks, batched=True, remove_columns=["text"],
-                      fn_kwargs={"tokenizer": tokenizer, "block": block})
+                      fn_kwargs={"tokenizer": tokenizer, "block": cfg.data.sequence_len,
+                                 "isolate": cfg.data.sample_packing})
 
 
-def _blocks(batch, tokenizer, block: int):
-    """Documents joined with EOS, cut into blocks; the tail of a batch shorter than a block is dropped."""
-    ids = []
+def _blocks(batch, tokenizer, block: int, isolate: bool):
+    """Documents joined with EOS, cut into blocks; the tail of a batch shorter than a block is
+    dropped. With `isolate` (sample_packing), position_ids restart at each document (and at each
+    block), so documents in one block do not attend to each other."""
+    ids, doc_start = [], []
     for doc in tokenizer(batch["text"], add_special_tokens=True)["input_ids"]:
         ids += doc + [tokenizer.eos_token_id]
-    blocks = [ids[i:i + block] for i in range(0, len(ids) - block + 1, block)]
-    return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [block] * len(blocks)}
+        doc_start += [True] + [False] * len(doc)
+    starts = range(0, len(ids) - block + 1, block)
+    out = {"input_ids": [ids[i:i + block] for i in starts], "length": [block] * len(starts)}
+    out["labels"] = [list(b) for b in out["input_ids"]]
+    if isolate:
+        out["position_ids"] = [_positions(doc_start[i:i + block]) for i in starts]
+    return out
+
+
+def _positions(doc_start: list[bool]) -> list[int]:
+    positions, pos = [], 0
+    for j, start in enumerate(doc_start):
+        pos = 0 if start or j == 0 else pos + 1
+        positions.append(pos)
+    return positions

@@ -26,7 +26,7 @@ def load_tokenizer(cfg: Config):
                        "could not learn to stop. Fix: set one in its tokenizer_config.json.")
     if tokenizer.pad_token_id is None:
         # Reusing an existing token keeps the embedding matrix (and LoRA) unchanged. Labels are
-        # padded by position (see PadCollator), so pad == eos does not stop EOS being trained.
+        # padded by position (see Collator), so pad == eos does not stop EOS being trained.
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
     tokenizer.padding_side = "right"

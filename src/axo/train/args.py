@@ -46,7 +46,11 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool):
         report_to=cfg.logging.report_to or "none",
         run_name=cfg.logging.wandb_name or cfg.logging.mlflow_run_name,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # packs were built in order on purpose; otherwise the Trainer shuffles every epoch
+        train_sampling_strategy="sequential" if cfg.data.sample_packing_sequentially else "random",
         remove_unused_columns=False,  # rows hold exactly input_ids and labels
+        # transformers derives packed rows' block-diagonal mask from position_ids only without a KV cache
+        use_cache=False,
         save_only_model=False,  # optimizer + RNG state, so resumed runs match uninterrupted ones
         **optional,
     )

@@ -15,7 +15,7 @@ def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = Fal
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from axo.data.collator import PadCollator
+    from axo.data.collator import Collator
     from axo.data.prepare import prepare
     from axo.model.loader import load_for_inference
 
@@ -30,7 +30,7 @@ def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = Fal
         output_dir=cfg.train.output_dir, report_to="none", dataloader_pin_memory=torch.cuda.is_available(),
         per_device_eval_batch_size=cfg.train.eval_batch_size or cfg.train.micro_batch_size,
     )
-    trainer = Trainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id))
+    trainer = Trainer(model=model, args=args, data_collator=Collator(tokenizer.pad_token_id))
     loss = trainer.evaluate(rows)["eval_loss"]
     metrics = {"model": what, "eval_rows": len(rows), "eval_loss": loss, "perplexity": math.exp(loss)}
     if exact_match:

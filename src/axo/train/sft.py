@@ -17,7 +17,8 @@ def train(cfg: Config) -> dict:
     from transformers import Trainer
     from transformers.trainer_callback import ProgressCallback
 
-    from axo.data.collator import PadCollator
+    from axo.data.collator import Collator
+    from axo.data.packing import trainer_datasets
     from axo.data.prepare import prepare
     from axo.model.adapters import apply_adapter
     from axo.model.loader import load_model, load_tokenizer
@@ -34,6 +35,7 @@ def train(cfg: Config) -> dict:
     # Data, then model: a data mistake should fail before a large model is loaded.
     tokenizer = load_tokenizer(cfg)
     data = prepare(cfg, tokenizer)
+    train_rows, eval_rows, packing = trainer_datasets(cfg, data)
     model = load_model(cfg, precision, tokenizer)
     model = apply_adapter(model, cfg.lora, cfg.train.gradient_checkpointing)
     _log_parameters(model)
@@ -42,9 +44,9 @@ def train(cfg: Config) -> dict:
     trainer = Trainer(
         model=model,
         args=to_training_args(cfg, precision, has_eval=data.eval is not None),
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        data_collator=PadCollator(tokenizer.pad_token_id),
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        data_collator=Collator(tokenizer.pad_token_id, cfg.data.sequence_len if cfg.data.pad_to_sequence_len else None),
         processing_class=tokenizer,
     )
     trainer.remove_callback(ProgressCallback)
@@ -55,7 +57,7 @@ def train(cfg: Config) -> dict:
     # the resolved config, and a summary.
     trainer.save_model(cfg.train.output_dir)
     save_config(cfg, cfg.train.output_dir)
-    summary = {**result.metrics, "precision": precision, "data": data.stats}
+    summary = {**result.metrics, **packing, "precision": precision, "data": data.stats}
     Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
     log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
     return summary
