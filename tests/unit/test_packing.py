@@ -36,6 +36,10 @@ def make_rows(lengths, seed=0) -> Dataset:
     return Dataset.from_list(rows)
 
 
+def one_pack(rows: Dataset, capacity: int) -> dict:
+    return PackedRows(rows, [np.arange(len(rows))], capacity, np.array(rows["length"]))[0]
+
+
 def summed_loss(model, batch) -> torch.Tensor:
     logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     labels = batch["labels"][:, 1:]
@@ -61,7 +65,8 @@ def test_packed_equals_unpacked(family, attn):
     model = tiny(family, attn)
     collate = Collator(pad_token_id=0)
     one_by_one = [collate([r]) for r in rows]  # no padding at all
-    packed = PackedRows(rows, pack_bins(np.array(rows["length"]), capacity=24), capacity=24)
+    lengths = np.array(rows["length"])
+    packed = PackedRows(rows, pack_bins(lengths, capacity=24), capacity=24, lengths=lengths)
     assert len(packed) < len(rows)
     packs = [collate([packed[i] for i in range(len(packed))])]  # all packs in one padded batch
 
@@ -78,7 +83,7 @@ def test_without_position_ids_rows_would_leak_into_each_other():
     model = tiny("llama", "sdpa")
     collate = Collator(pad_token_id=0)
     loss_u, _ = loss_and_grads(model, [collate([r]) for r in rows])
-    pack = collate([PackedRows(rows, [np.arange(4)], 64)[0]])
+    pack = collate([one_pack(rows, 64)])
     leaky = {"input_ids": pack["input_ids"], "labels": pack["labels"]}
     loss_leaky, _ = loss_and_grads(model, [leaky])
     assert relative_error(loss_leaky, loss_u) > 1e-3
@@ -88,7 +93,7 @@ def test_model_loss_with_num_items_matches_summed_loss():
     """The Trainer path: the model's own loss, normalised by the batch's token count."""
     rows = make_rows([6, 11, 4, 8])
     model = tiny("llama", "sdpa")
-    batch = Collator(0)([PackedRows(rows, [np.arange(4)], 64)[0]])
+    batch = Collator(0)([one_pack(rows, 64)])
     n = int((batch["labels"][:, 1:] != IGNORE).sum())
     loss = model(**batch, num_items_in_batch=torch.tensor(n)).loss
     expected = sum(summed_loss(model, Collator(0)([r])) for r in rows)
@@ -98,7 +103,7 @@ def test_model_loss_with_num_items_matches_summed_loss():
 def test_pack_labels_mask_each_rows_first_position_and_pad_separately():
     rows = make_rows([4, 3])
     rows = rows.map(lambda r: {"labels": r["input_ids"]})  # every token trained
-    batch = Collator(0, pad_to=10)([PackedRows(rows, [np.arange(2)], 10)[0]])
+    batch = Collator(0, pad_to=10)([one_pack(rows, 10)])
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 0, 1, 2]]
     assert batch["labels"][0, [0, 4]].tolist() == [IGNORE, IGNORE]  # never predicted across rows
     assert (batch["labels"][0, 7:] == IGNORE).all() and "attention_mask" not in batch

@@ -80,35 +80,30 @@ class PackedRows:
     rows: object
     bins: list[np.ndarray]
     capacity: int
+    lengths: np.ndarray  # tokens of each row of `rows`
 
     def __len__(self) -> int:
         return len(self.bins)
 
     def __getitem__(self, i: int) -> dict:
         part = self.rows[self.bins[i].tolist()]
-        position_ids = [p for ids in part["input_ids"] for p in range(len(ids))]
         return {
             "input_ids": [t for ids in part["input_ids"] for t in ids],
             "labels": [t for labels in part["labels"] for t in labels],
-            "position_ids": position_ids,
+            "position_ids": [p for ids in part["input_ids"] for p in range(len(ids))],
         }
 
     @property
     def efficiency(self) -> float:
         """Share of the packs' token slots holding real tokens."""
-        tokens = sum(int(np.sum(self.lengths[b])) for b in self.bins)
-        return tokens / max(1, len(self.bins) * self.capacity)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.asarray(self.rows["length"], dtype=np.int64)
+        return float(self.lengths.sum()) / max(1, len(self.bins) * self.capacity)
 
 
 def pack(rows, capacity: int, sequential: bool, name: str) -> PackedRows:
-    bins = pack_bins(np.asarray(rows["length"], dtype=np.int64), capacity, sequential)
-    packed = PackedRows(rows, bins, capacity)
-    log.info("Packed %s %d rows into %d sequences of %d tokens: %.1f%% of token slots used",
-             name, len(rows), len(bins), capacity, 100 * packed.efficiency)
+    lengths = np.asarray(rows["length"], dtype=np.int64)
+    packed = PackedRows(rows, pack_bins(lengths, capacity, sequential), capacity, lengths)
+    log.info("Packed %s: %d rows into %d sequences of %d tokens, %.1f%% of token slots used",
+             name, len(rows), len(packed), capacity, 100 * packed.efficiency)
     return packed
 
 
