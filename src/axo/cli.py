@@ -40,7 +40,7 @@ def preprocess(
 ):
     """Tokenize and cache the datasets, then print row and token statistics."""
     from axo.data.prepare import prepare
-    from axo.model.loader import load_tokenizer
+    from axo.model.tokenizer import load_tokenizer
     from axo.report import print_data_stats, print_token_view
 
     cfg = _load(config, ctx)

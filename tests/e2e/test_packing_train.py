@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from axo.data.packing import pack_bins
 from axo.data.prepare import prepare
-from axo.model.loader import load_tokenizer
+from axo.model.tokenizer import load_tokenizer
 from axo.train.sft import train
 from conftest import EXAMPLES, read_log_history
 

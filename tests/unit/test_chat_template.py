@@ -5,7 +5,7 @@ import pytest
 
 from axo.config import validate
 from axo.errors import AxoError, ConfigError
-from axo.model.loader import load_tokenizer
+from axo.model.tokenizer import load_tokenizer
 from unit.data_helpers import text_of, tokenize, trained_runs
 
 SPECIAL = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]

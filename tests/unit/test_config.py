@@ -79,16 +79,16 @@ def test_all_problems_reported_at_once(tmp_path):
 
 
 def test_axolotl_key_not_supported_yet_is_an_error(tmp_path):
-    path = write(tmp_path, BASE + "neftune_noise_alpha: 5\n")
+    path = write(tmp_path, BASE + "s2_attention: true\n")
     [msg] = problems(path)
-    assert "`neftune_noise_alpha`" in msg and "not supported by axo yet" in msg
+    assert "`s2_attention`" in msg and "not supported by axo yet" in msg
 
 
 def test_axolotl_key_that_turns_nothing_on_is_accepted_with_warning(tmp_path, caplog):
-    path = write(tmp_path, BASE + "neftune_noise_alpha:\nload_in_8bit: false\n")
+    path = write(tmp_path, BASE + "s2_attention:\nlisa_n_layers: false\n")
     cfg = load(path)
     assert cfg.model.base_model == "some/model"
-    assert "load_in_8bit" in caplog.text and "neftune_noise_alpha" in caplog.text
+    assert "lisa_n_layers" in caplog.text and "s2_attention" in caplog.text
 
 
 def test_dataset_type_not_supported_yet(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from axo.data.formats import alpaca
 from axo.errors import AxoError
-from axo.model.loader import load_tokenizer
+from axo.model.tokenizer import load_tokenizer
 from unit.data_helpers import text_of, tokenize, trained_runs
 
 ROW = {"instruction": "Sort the digits: 3 1 2", "input": "", "output": "1 2 3"}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from axo.errors import AxoError
-from axo.model.precision import resolve_precision
+from axo.model.preflight import resolve_precision
 from axo.train.args import to_tracker_env, to_training_args
 
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks CPU behaviour")

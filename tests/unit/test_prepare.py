@@ -13,7 +13,7 @@ from axo.data.collator import Collator
 from axo.data.prepare import prepare
 from axo.data.tokenize import IGNORE
 from axo.errors import AxoError
-from axo.model.loader import load_tokenizer
+from axo.model.tokenizer import load_tokenizer
 
 ROW = {"instruction": "Sort the digits: 3 1 2", "input": "", "output": "1 2 3"}
 
@@ -155,7 +155,7 @@ sys.path.insert(0, {tests!r})
 os.environ["LOCAL_RANK"] = "1"
 from axo.config import validate
 from axo.data.prepare import prepare
-from axo.model.loader import load_tokenizer
+from axo.model.tokenizer import load_tokenizer
 cfg = validate({raw!r})
 start = time.time()
 out = prepare(cfg, load_tokenizer(cfg))

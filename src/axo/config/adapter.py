@@ -1,4 +1,4 @@
-"""Adapters added on top of the loaded model (LoRA here; QLoRA, DoRA come later)."""
+"""What is trained: a PEFT adapter (LoRA, QLoRA, DoRA, rsLoRA) or (part of) the model itself."""
 
 from typing import Literal
 
@@ -8,17 +8,29 @@ from axo.config.base import Area
 
 
 class AdapterConfig(Area):
-    adapter: Literal["lora"] | None = Field(
-        None, description="`lora` trains a LoRA adapter; unset means a full fine-tune."
+    adapter: Literal["lora", "qlora"] | None = Field(
+        None, description="`lora`, or `qlora` (LoRA on a 4-bit base, needs load_in_4bit); unset: full fine-tune."
     )
     lora_r: int = Field(8, gt=0, description="LoRA rank.")
-    lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target_modules: list[str] | None = Field(
         None, description="Module names to adapt, e.g. [q_proj, v_proj]; unset uses peft's default for the architecture."
     )
-    lora_target_linear: bool = Field(
-        False, description="Adapt every linear layer except the output head."
+    lora_target_linear: bool = Field(False, description="Adapt every linear layer except the output head.")
+    lora_modules_to_save: list[str] | None = Field(
+        None, description="Modules trained in full and saved with the adapter, e.g. [embed_tokens, lm_head]."
+    )
+    peft_layers_to_transform: list[int] | None = Field(None, description="Only adapt these layer indices.")
+    peft_use_dora: bool = Field(False, description="DoRA: weight-decomposed LoRA.")
+    peft_use_rslora: bool = Field(False, description="rsLoRA: scale by alpha / sqrt(r).")
+    lora_model_dir: str | None = Field(None, description="An adapter to load and keep training.")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+: learning rate of the B matrices = ratio x learning_rate."
+    )
+    loraplus_lr_embedding: float | None = Field(None, gt=0, description="LoRA+: learning rate of embedding adapters.")
+    unfrozen_parameters: list[str] | None = Field(
+        None, description="Full fine-tune only these parameters (regular expressions on their names)."
     )
 
     @model_validator(mode="before")
@@ -28,3 +40,12 @@ class AdapterConfig(Area):
         if isinstance(data, dict) and isinstance(data.get("lora_target_modules"), str):
             data = {**data, "lora_target_modules": [data["lora_target_modules"]]}
         return data
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.adapter and self.unfrozen_parameters:
+            raise ValueError("`unfrozen_parameters` selects what a full fine-tune trains; with an adapter "
+                             "use `lora_modules_to_save` instead")
+        if not self.adapter and (self.loraplus_lr_ratio or self.lora_model_dir):
+            raise ValueError("`loraplus_lr_ratio` and `lora_model_dir` need `adapter: lora` or `adapter: qlora`")
+        return self

@@ -6,6 +6,16 @@ from importlib import resources
 # Axolotl name -> axo name. Applied once at load; nothing reads the old name after that.
 ALIASES = {
     "type_of_model": "model_type",
+    "revision_of_model": "model_revision",
+    "model_config": "overrides_of_model_config",  # pydantic reserves the name model_config
+    "model_kwargs": "overrides_of_model_kwargs",
+}
+# Axolotl's attention booleans -> the attn_implementation each one means when true.
+ATTENTION_FLAGS = {
+    "flash_attention": "flash_attention_2",
+    "sdp_attention": "sdpa",
+    "eager_attention": "eager",
+    "flex_attention": "flex_attention",
 }
 # Inside a dataset entry: Axolotl's older spelling -> key of `message_property_mappings`.
 MESSAGE_FIELD_ALIASES = {"message_field_role": "role", "message_field_content": "content"}

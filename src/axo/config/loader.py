@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from axo.config.axolotl import ALIASES, axolotl_keys, is_off, rename_dataset_aliases
+from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, axolotl_keys, is_off, rename_dataset_aliases
 from axo.config.data import DatasetConfig
 from axo.config.root import AREAS, KEY_AREA, Config
 from axo.errors import ConfigError
@@ -114,6 +114,7 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
 
 
 def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
+    """Axolotl's other spellings become axo's one, here and only here."""
     out = dict(raw)
     for old, new in ALIASES.items():
         if old in out:
@@ -121,6 +122,15 @@ def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
                 problems.append(f"`{old}` and `{new}` are the same setting; keep only `{new}`")
             out[new] = out.pop(old)
             where[(new,)] = where.get((old,), "")
+    chosen = {flag: out.pop(flag) for flag in list(out) if flag in ATTENTION_FLAGS}
+    on = [flag for flag, value in chosen.items() if value]
+    if len(on) > 1 or (on and out.get("attn_implementation") not in (None, ATTENTION_FLAGS[on[0]])):
+        keys = on + (["attn_implementation"] if out.get("attn_implementation") else [])
+        problems.append(f"{', '.join(f'`{k}`' for k in keys)} choose different attention backends; "
+                        "keep only `attn_implementation`")
+    elif on:
+        out["attn_implementation"] = ATTENTION_FLAGS[on[0]]
+        where[("attn_implementation",)] = where.get((on[0],), "")
     return out
 
 

@@ -1,59 +1,113 @@
-"""Which model and tokenizer to load, and how."""
+"""Which model, tokenizer and processor to load, and how."""
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from axo.config.base import Area
 
-# Sequence classification and image-text-to-text come with the model-loading issue; any
-# transformers `*ForCausalLM` class (LlamaForCausalLM, ...) works, as Axolotl configs use them.
-CAUSAL_LM_SUFFIX = "ForCausalLM"
+# What axo trains, by the class-name ending transformers uses for it.
+TASKS = {
+    "ForCausalLM": "causal_lm",
+    "ForSequenceClassification": "sequence_classification",
+    "ForImageTextToText": "image_text_to_text",
+    "ForConditionalGeneration": "image_text_to_text",  # LlavaForConditionalGeneration, ...
+}
+Attention = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
+HUB_KERNEL = re.compile(r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")  # e.g. kernels-community/flash-attn
+
+
+class SpecialTokens(Area):
+    """`special_tokens:` set or replace the tokenizer's special tokens."""
+
+    bos_token: str | None = None
+    eos_token: str | None = None
+    pad_token: str | None = None
+    unk_token: str | None = None
+    additional_special_tokens: list[str] | None = None
 
 
 class ModelConfig(Area):
     base_model: str = Field(description="Local path or hub id of the model to fine-tune.")
-    base_model_config: str | None = Field(
-        None, description="Where to read the model config from, if not `base_model`."
-    )
+    base_model_config: str | None = Field(None, description="Where to read the model config from, if not `base_model`.")
     model_type: str = Field(
         "AutoModelForCausalLM",
-        description="transformers class used to load the model (Axolotl: `model_type`).",
+        description="transformers class that loads the model: AutoModelForCausalLM, "
+        "AutoModelForSequenceClassification, AutoModelForImageTextToText, or a model-specific class.",
+    )
+    model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of the model.")
+    num_labels: int | None = Field(None, gt=0, description="Output labels of a sequence-classification head.")
+    overrides_of_model_config: dict[str, Any] | None = Field(
+        None, description="Values that replace the model config's (Axolotl: `model_config`), e.g. rope_scaling."
+    )
+    overrides_of_model_kwargs: dict[str, Any] | None = Field(
+        None, description="Extra keyword arguments for from_pretrained (Axolotl: `model_kwargs`)."
     )
     tokenizer_type: str = Field("AutoTokenizer", description="transformers tokenizer class.")
-    tokenizer_config: str | None = Field(
-        None, description="Where to read the tokenizer from, if not `base_model`."
-    )
-    trust_remote_code: bool = Field(
-        False, description="Run model code shipped with the checkpoint. Off unless set."
-    )
+    tokenizer_config: str | None = Field(None, description="Where to read the tokenizer from, if not `base_model`.")
+    processor_type: str = Field("AutoProcessor", description="Processor class for image-text-to-text models.")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint. Off unless set.")
     reinit_weights: bool = Field(
-        False,
-        description="Build the model from its config with fresh random weights instead of loading them.",
+        False, description="Build the model from its config with fresh random weights instead of loading them."
     )
-    attn_implementation: Literal["eager", "sdpa"] = Field(
-        "sdpa", description="Attention backend."
+    device_map: str | dict[str, Any] | None = Field(
+        None, description="Where weights go: auto, cpu, cuda:0, or a module -> device mapping."
+    )
+    max_memory: dict[str | int, int | str] | None = Field(
+        None, description="Most memory per device for device_map auto, e.g. {0: 70GiB, cpu: 100GiB}."
+    )
+    low_cpu_mem_usage: bool | None = Field(None, description="Load weights without a full extra copy in RAM.")
+    attn_implementation: str = Field(
+        "sdpa", description="Attention backend: eager, sdpa, flash_attention_2, flash_attention_3, "
+        "flex_attention, or a hub kernel (org/name)."
     )
     bf16: Literal["auto"] | bool = Field(
-        "auto",
-        description="bfloat16 training. `auto` uses it where the hardware supports it, else fp32.",
+        "auto", description="bfloat16 training. `auto` uses it where the hardware supports it, else fp32."
     )
     fp16: bool = Field(False, description="float16 mixed precision (GPU only).")
+    tf32: Literal["auto"] | bool = Field("auto", description="TF32 matmuls on Ampere+ GPUs (`auto`: where available).")
+    special_tokens: SpecialTokens | None = Field(None, description="Set the tokenizer's special tokens.")
+    tokens: list[str] | None = Field(None, description="New tokens to add to the vocabulary (embeddings are resized).")
+    added_tokens_overrides: dict[int, str] | None = Field(
+        None, description="Rename existing added tokens by id, e.g. {128011: '<|im_start|>'}."
+    )
 
     @field_validator("model_type")
     @classmethod
-    def _known_class(cls, value: str) -> str:
-        if not value.endswith(CAUSAL_LM_SUFFIX):
-            raise ValueError(f"model class {value!r} is not supported yet; use AutoModelForCausalLM "
-                             f"or a transformers class ending in {CAUSAL_LM_SUFFIX}")
+    def _known_task(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError(f"{value!r} is not a class name")
+        if not any(value.endswith(suffix) for suffix in TASKS):
+            raise ValueError(f"model class {value!r} is not supported yet; use a class ending in "
+                             + ", ".join(TASKS) + " (e.g. AutoModelForCausalLM)")
         return value
 
-    @field_validator("tokenizer_type")
+    @field_validator("attn_implementation")
     @classmethod
-    def _tokenizer_class(cls, value: str) -> str:
-        if not value.endswith(("Tokenizer", "TokenizerFast")):
-            raise ValueError(f"{value!r} is not a tokenizer class name, e.g. AutoTokenizer")
+    def _attention(cls, value: str) -> str:
+        if value in Attention.__args__ or HUB_KERNEL.match(value):
+            return value
+        raise ValueError(f"unknown attention backend {value!r}; use one of "
+                         + ", ".join(Attention.__args__) + ", or a hub kernel like kernels-community/flash-attn")
+
+    @field_validator("tokenizer_type", "processor_type")
+    @classmethod
+    def _class_name(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError(f"{value!r} is not a class name")
         return value
+
+    @model_validator(mode="after")
+    def _labels_need_a_head(self):
+        if self.num_labels is not None and self.task != "sequence_classification":
+            raise ValueError("`num_labels` needs a sequence-classification `model_type`, "
+                             "e.g. AutoModelForSequenceClassification")
+        return self
+
+    @property
+    def task(self) -> str:
+        return next(task for suffix, task in TASKS.items() if self.model_type.endswith(suffix))
 
     @property
     def config_path(self) -> str:

@@ -9,6 +9,7 @@ from axo.config.adapter import AdapterConfig
 from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
+from axo.config.quantization import QuantizationConfig
 from axo.config.training import TrainingConfig
 
 
@@ -16,6 +17,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     model: ModelConfig
+    quant: QuantizationConfig
     data: DataConfig
     lora: AdapterConfig
     train: TrainingConfig
@@ -26,6 +28,17 @@ class Config(BaseModel):
         if self.train.eval_steps and not self.data.has_eval:
             raise ValueError("`eval_steps` is set but there is nothing to evaluate on: "
                              "set `val_set_size` or `test_datasets`, or remove `eval_steps`")
+        return self
+
+    @model_validator(mode="after")
+    def _quantized_base_needs_adapter(self):
+        q, adapter = self.quant, self.lora.adapter
+        if adapter == "qlora" and not q.load_in_4bit:
+            raise ValueError("`adapter: qlora` trains LoRA on a 4-bit base: set `load_in_4bit: true`")
+        if q.load_in_4bit and adapter != "qlora":
+            raise ValueError("`load_in_4bit: true` needs `adapter: qlora` (4-bit weights cannot be trained directly)")
+        if q.load_in_8bit and adapter != "lora":
+            raise ValueError("`load_in_8bit: true` needs `adapter: lora` (8-bit weights cannot be trained directly)")
         return self
 
     @model_validator(mode="after")

@@ -40,7 +40,15 @@ class TrainingConfig(Area):
     save_steps: int | None = Field(None, gt=0, description="Checkpoint every N steps (default: each epoch).")
     save_total_limit: int | None = Field(None, gt=0, description="Keep at most N checkpoints.")
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (default: each epoch).")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    gradient_checkpointing: bool | Literal["offload"] = Field(
+        False, description="Recompute activations to save memory; `offload` also keeps the saved ones in CPU memory."
+    )
+    neftune_noise_alpha: float | None = Field(None, gt=0, description="NEFTune: noise on input embeddings while training.")
+    chunked_cross_entropy: bool = Field(
+        False, description="Compute the loss in chunks so the full fp32 logits never exist at once (large vocabularies)."
+    )
+    chunked_cross_entropy_num_chunks: int = Field(8, gt=0, description="Chunks for chunked_cross_entropy.")
+    use_liger_kernel: bool = Field(False, description="Liger kernels (GPU, `pip install liger-kernel`).")
     resume_from_checkpoint: str | None = Field(None, description="Checkpoint folder to resume from.")
     auto_resume_from_checkpoints: bool = Field(
         False, description="Resume from the newest checkpoint in output_dir, if any."

@@ -1,27 +1,84 @@
-"""PEFT adapters on the loaded model."""
+"""What trains: a PEFT adapter on the loaded model, or the model itself (all of it, or the
+parameters `unfrozen_parameters` names)."""
 
+import logging
+import re
+
+from axo.config import Config
 from axo.config.adapter import AdapterConfig
+from axo.errors import AxoError
+
+log = logging.getLogger("axo")
+PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "image_text_to_text": "CAUSAL_LM"}
 
 
-def to_lora_config(a: AdapterConfig):
-    from peft import LoraConfig, TaskType
+def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = ()):
+    from peft import LoraConfig
 
     return LoraConfig(
         r=a.lora_r,
         lora_alpha=a.lora_alpha,
         lora_dropout=a.lora_dropout,
         target_modules="all-linear" if a.lora_target_linear else a.lora_target_modules,
-        task_type=TaskType.CAUSAL_LM,
+        modules_to_save=a.lora_modules_to_save,
+        layers_to_transform=a.peft_layers_to_transform,
+        use_dora=a.peft_use_dora,
+        use_rslora=a.peft_use_rslora,
+        # rows of tokens added to the vocabulary are trained, or they would stay at their init
+        trainable_token_indices=list(new_token_ids) or None,
+        task_type=PEFT_TASKS[task],
     )
 
 
-def apply_adapter(model, a: AdapterConfig, gradient_checkpointing: bool = False):
-    """The model to train: itself for a full fine-tune, or wrapped in a PEFT adapter."""
+def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
+    """The model to train: itself (possibly partly frozen) for a full fine-tune, or wrapped in a
+    PEFT adapter."""
+    a = cfg.lora
+    checkpointing = bool(cfg.train.gradient_checkpointing)
     if a.adapter is None:
+        if a.unfrozen_parameters:
+            freeze_except(model, a.unfrozen_parameters)
         return model
-    from peft import get_peft_model
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if gradient_checkpointing:
+    if cfg.quant.quantized:
+        # fp32 norms and input grads for checkpointing, as QLoRA needs on a quantized base
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
         # Frozen embeddings give checkpointed blocks inputs without grad; LoRA would get none.
         model.enable_input_require_grads()
-    return get_peft_model(model, to_lora_config(a))
+    if a.lora_model_dir:
+        log.info("Continuing training of the adapter in %s", a.lora_model_dir)
+        return PeftModel.from_pretrained(model, a.lora_model_dir, is_trainable=True)
+    return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids))
+
+
+def freeze_except(model, patterns: list[str]) -> None:
+    compiled = [re.compile(p) for p in patterns]
+    trainable = 0
+    for name, param in model.named_parameters():
+        param.requires_grad = any(p.search(name) for p in compiled)
+        trainable += param.requires_grad
+    if trainable == 0:
+        raise AxoError(f"`unfrozen_parameters` {patterns} match no parameter. Parameter names look like "
+                       f"{next(iter(dict(model.named_parameters())))!r}.")
+    log.info("unfrozen_parameters: %d parameter tensors train, the rest are frozen", trainable)
+
+
+def loraplus_optimizer(model, cfg: Config):
+    """LoRA+: the B matrices learn `loraplus_lr_ratio` times faster than A. None when unused."""
+    if not cfg.lora.loraplus_lr_ratio:
+        return None
+    import torch
+    from peft.optimizers import create_loraplus_optimizer
+
+    t = cfg.train
+    if t.optimizer not in ("adamw_torch", "adamw_torch_fused"):
+        raise AxoError(f"`loraplus_lr_ratio` builds an AdamW optimizer; `optimizer: {t.optimizer}` cannot be "
+                       "combined with it. Fix: use adamw_torch.")
+    betas = (t.adam_beta1 or 0.9, t.adam_beta2 or 0.999)
+    return create_loraplus_optimizer(
+        model=model, optimizer_cls=torch.optim.AdamW, lr=t.learning_rate, loraplus_lr_ratio=cfg.lora.loraplus_lr_ratio,
+        loraplus_lr_embedding=cfg.lora.loraplus_lr_embedding, weight_decay=t.weight_decay, betas=betas,
+        eps=t.adam_epsilon or 1e-8,
+    )

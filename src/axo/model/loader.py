@@ -1,81 +1,94 @@
-"""Config -> tokenizer and model, through transformers' Auto classes."""
+"""Config -> model, through transformers: AutoConfig (with overrides), class selection, dtype,
+placement, quantization and attention backend, then from_pretrained or from_config."""
 
 import logging
 from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
-from axo.model.precision import Precision, torch_dtype
+from axo.model.preflight import Precision, torch_dtype
+from axo.model.sources import from_source
+from axo.model.tokenizer import load_tokenizer
 
 log = logging.getLogger("axo")
 
 
-def load_tokenizer(cfg: Config):
+def load_config(cfg: Config):
     import transformers
 
     m = cfg.model
-    cls = getattr(transformers, m.tokenizer_type, None)
-    if cls is None:
-        raise AxoError(f"`tokenizer_type`: transformers has no class {m.tokenizer_type!r}; "
-                       "use AutoTokenizer.")
-    tokenizer = _from_source("tokenizer_config" if m.tokenizer_config else "base_model",
-                             m.tokenizer_path,
-                             lambda: cls.from_pretrained(m.tokenizer_path, trust_remote_code=m.trust_remote_code))
-    if tokenizer.eos_token_id is None:
-        raise AxoError(f"the tokenizer of {m.tokenizer_path!r} has no eos_token, so the model "
-                       "could not learn to stop. Fix: set one in its tokenizer_config.json.")
-    if tokenizer.pad_token_id is None:
-        # Reusing an existing token keeps the embedding matrix (and LoRA) unchanged. Labels are
-        # padded by position (see Collator), so pad == eos does not stop EOS being trained.
-        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-        log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
-    tokenizer.padding_side = "right"
-    if cfg.data.template_name:
-        # Saved with the tokenizer, so the trained model chats with the template it learned.
-        from axo.data.templates import resolve_template
-
-        tokenizer.chat_template = resolve_template(cfg.data, None, tokenizer)
-    return tokenizer
+    key = "base_model_config" if m.base_model_config else "base_model"
+    config = from_source(key, m.config_path, lambda: transformers.AutoConfig.from_pretrained(
+        m.config_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision))
+    for name, value in (m.overrides_of_model_config or {}).items():
+        setattr(config, name, value)
+    if m.num_labels is not None:
+        config.num_labels = m.num_labels
+    if m.task == "causal_lm" and hasattr(config, "vision_config"):
+        raise AxoError(f"`base_model` {m.base_model!r} is a vision-language model ({config.model_type}). "
+                       "Fix: set `model_type: AutoModelForImageTextToText`.")
+    return config
 
 
-def load_model(cfg: Config, precision: Precision, tokenizer=None):
-    import torch
+def model_class(cfg: Config):
     import transformers
 
-    m = cfg.model
-    source = "base_model_config" if m.base_model_config else "base_model"
-    config = _from_source(source, m.config_path, lambda: transformers.AutoConfig.from_pretrained(
-        m.config_path, trust_remote_code=m.trust_remote_code))
-    cls = getattr(transformers, m.model_type, None)
+    cls = getattr(transformers, cfg.model.model_type, None)
     if cls is None:
         raise AxoError(f"`model_type`: transformers {transformers.__version__} has no class "
-                       f"{m.model_type!r}. Fix: use AutoModelForCausalLM.")
-    kwargs = {"dtype": torch_dtype(precision), "attn_implementation": m.attn_implementation}
+                       f"{cfg.model.model_type!r}. Fix: use an Auto class such as AutoModelForCausalLM.")
+    return cls
+
+
+def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool = True):
+    """The base model, before adapters. `quantize=False` loads it in full precision (to merge a
+    QLoRA adapter)."""
+    import torch
+
+    m = cfg.model
+    config = load_config(cfg)
+    cls = model_class(cfg)
+    kwargs = {"dtype": torch_dtype(precision), "attn_implementation": m.attn_implementation,
+              "trust_remote_code": m.trust_remote_code}
     if m.reinit_weights:
+        if cfg.quant.quantized and quantize:
+            raise AxoError("`reinit_weights` builds fresh weights, which cannot be loaded quantized. "
+                           "Fix: drop `load_in_4bit` / `load_in_8bit`, or load trained weights.")
         torch.manual_seed(cfg.train.seed)
-        model = cls.from_config(config, trust_remote_code=m.trust_remote_code, **kwargs)
+        model = cls.from_config(config, **kwargs)
         log.info("Built %s from its config with fresh random weights (reinit_weights)", config.model_type)
     else:
-        model = _from_source("base_model", m.base_model, lambda: cls.from_pretrained(
-            m.base_model, config=config, trust_remote_code=m.trust_remote_code, **kwargs))
-    if tokenizer is not None and model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-        if model.generation_config is not None:
-            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        kwargs.update(_placement(cfg, precision, quantize))
+        model = from_source("base_model", m.base_model, lambda: cls.from_pretrained(
+            m.base_model, config=config, revision=m.model_revision, **kwargs))
+    if tokenizer is not None:
+        _fit_vocabulary(model, tokenizer)
     return model
 
 
-def _from_source(key: str, path: str, load):
-    """Run a from_pretrained call; turn "not found / offline" into an error naming the key."""
-    try:
-        return load()
-    except OSError as err:
-        where = "a local folder" if Path(path).expanduser().exists() else "a hub id"
-        raise AxoError(
-            f"`{key}`: could not load {path!r} ({where}): {str(err).splitlines()[0]}\n"
-            "Fix: point it at a local folder with config.json and the weights, or check the "
-            "hub id and your network (HF_HUB_OFFLINE=1 allows only cached models)."
-        ) from None
+def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:
+    m = cfg.model
+    kwargs = {k: v for k, v in {"device_map": m.device_map, "max_memory": m.max_memory,
+                                "low_cpu_mem_usage": m.low_cpu_mem_usage}.items() if v is not None}
+    if cfg.quant.quantized and quantize:
+        from axo.model.quantization import to_bnb_config
+
+        kwargs["quantization_config"] = to_bnb_config(cfg.quant, torch_dtype(precision))
+    return {**kwargs, **(m.overrides_of_model_kwargs or {})}
+
+
+def _fit_vocabulary(model, tokenizer) -> None:
+    """Grow the embeddings for added tokens; point the model's pad and generation settings at the
+    tokenizer's."""
+    embeddings = model.get_input_embeddings()
+    if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
+        # new rows start at the mean of the old ones, so new tokens begin as an average token
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        log.info("Resized the embeddings to %d tokens", len(tokenizer))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
 def trained_model_dir(cfg: Config, checkpoint: str | None = None) -> Path | None:
@@ -86,12 +99,12 @@ def trained_model_dir(cfg: Config, checkpoint: str | None = None) -> Path | None
     return None
 
 
-def load_for_inference(cfg: Config, checkpoint: str | None = None):
+def load_for_inference(cfg: Config, checkpoint: str | None = None, quantize: bool = True):
     """(model, tokenizer, description): the trained model in output_dir (full or base + adapter),
     or the base model as training would start from it when nothing is trained yet."""
     import transformers
 
-    from axo.model.precision import resolve_precision
+    from axo.model.preflight import resolve_precision
 
     precision = resolve_precision(cfg.model)
     folder = trained_model_dir(cfg, checkpoint)
@@ -99,18 +112,18 @@ def load_for_inference(cfg: Config, checkpoint: str | None = None):
         raise AxoError(f"{checkpoint!r} holds no model (config.json) or adapter (adapter_config.json).")
     if folder is None:
         tokenizer = load_tokenizer(cfg)
-        model = load_model(cfg, precision, tokenizer)
+        model = load_model(cfg, precision, tokenizer, quantize)
         what = f"untrained base model ({cfg.model.base_model})"
         log.info("Nothing trained in %s yet: using the base model", cfg.train.output_dir)
     elif (folder / "adapter_config.json").exists():
         from peft import PeftModel
 
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-        model = PeftModel.from_pretrained(load_model(cfg, precision, tokenizer), folder)
+        model = PeftModel.from_pretrained(load_model(cfg, precision, tokenizer, quantize), folder)
         what = f"{cfg.model.base_model} + adapter {folder}"
     else:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype(precision))
+        model = model_class(cfg).from_pretrained(folder, dtype=torch_dtype(precision))
         what = f"trained model {folder}"
     model.eval()
     return model, tokenizer, what

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from axo.config import Config
 from axo.config.logging import LoggingConfig
-from axo.model.precision import Precision
+from axo.model.preflight import Precision
 
 
-def to_training_args(cfg: Config, precision: Precision, has_eval: bool):
+def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None):
     import torch
     from transformers import TrainingArguments
 
@@ -36,7 +36,10 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool):
         data_seed=t.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=bool(t.gradient_checkpointing),
+        neftune_noise_alpha=t.neftune_noise_alpha,
+        use_liger_kernel=t.use_liger_kernel,
+        tf32=tf32,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         save_strategy="steps" if t.save_steps else "epoch",

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning, full or LoRA: the recipe, top to bottom."""
+"""Supervised fine-tuning, full or with an adapter: the recipe, top to bottom."""
 
 import json
 import logging
@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from axo.config import Config
+from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 CONFIG_FILE = "axo_config.yml"
@@ -20,15 +21,22 @@ def train(cfg: Config) -> dict:
     from axo.data.collator import Collator
     from axo.data.packing import trainer_datasets
     from axo.data.prepare import prepare
-    from axo.model.adapters import apply_adapter
-    from axo.model.loader import load_model, load_tokenizer
-    from axo.model.precision import resolve_precision
+    from axo.model.adapters import apply_adapter, loraplus_optimizer
+    from axo.model.checks import align_end_tokens
+    from axo.model.loader import load_config, load_model
+    from axo.model.patches import apply_patches
+    from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
+    from axo.model.tokenizer import load_tokenizer
     from axo.train.args import to_tracker_env, to_training_args
     from axo.train.callbacks import LineProgress
     from axo.train.checkpoints import resume_checkpoint
 
     # Preflight: hardware-dependent choices, and the checkpoint to resume from.
-    precision = resolve_precision(cfg.model)
+    if cfg.model.task != "causal_lm":
+        raise AxoError(f"`model_type: {cfg.model.model_type}` is not trained by SFT; sequence classifiers "
+                       "train as reward models, image-text-to-text models with image rows.")
+    precision, tf32 = resolve_precision(cfg.model), resolve_tf32(cfg.model)
+    check_backends(cfg)
     resume = resume_checkpoint(cfg.train)
     log.info("Training in %s", precision)
 
@@ -36,18 +44,22 @@ def train(cfg: Config) -> dict:
     tokenizer = load_tokenizer(cfg)
     data = prepare(cfg, tokenizer)
     train_rows, eval_rows, packing = trainer_datasets(cfg, data)
+    vocab_before = load_config(cfg).vocab_size
     model = load_model(cfg, precision, tokenizer)
-    model = apply_adapter(model, cfg.lora, cfg.train.gradient_checkpointing)
+    align_end_tokens(cfg, tokenizer, model)
+    apply_patches(model, cfg)
+    model = apply_adapter(model, cfg, new_token_ids=range(vocab_before, len(tokenizer)))
     _log_parameters(model)
 
     os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     trainer = Trainer(
         model=model,
-        args=to_training_args(cfg, precision, has_eval=data.eval is not None),
+        args=to_training_args(cfg, precision, has_eval=eval_rows is not None, tf32=tf32),
         train_dataset=train_rows,
         eval_dataset=eval_rows,
         data_collator=Collator(tokenizer.pad_token_id, cfg.data.sequence_len if cfg.data.pad_to_sequence_len else None),
         processing_class=tokenizer,
+        optimizers=(loraplus_optimizer(model, cfg), None),
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(LineProgress)

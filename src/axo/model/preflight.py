@@ -1,0 +1,83 @@
+"""Preflight: hardware-dependent choices and checks, made before anything heavy loads, and kept out
+of config parsing so that validating a config never depends on the machine.
+
+`resolve_precision` turns bf16 / fp16 into what this machine trains in; `check_backends` makes sure
+the attention backend and kernels the config asks for can run here."""
+
+import importlib.util
+import logging
+from typing import Literal
+
+from axo.config import Config
+from axo.config.model import ModelConfig
+from axo.errors import AxoError
+
+log = logging.getLogger("axo")
+Precision = Literal["bf16", "fp16", "fp32"]
+# attention backend -> (module that must be importable, pip package, needs CUDA)
+BACKEND_NEEDS = {
+    "flash_attention_2": ("flash_attn", "flash-attn", True),
+    "flash_attention_3": ("flash_attn_interface", "flash-attn-3 (built from source)", True),
+}
+
+
+def resolve_precision(model_cfg: ModelConfig) -> Precision:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if model_cfg.fp16 and model_cfg.bf16 is True:
+        raise AxoError("`bf16: true` and `fp16: true` exclude each other; keep one.")
+    if model_cfg.fp16:
+        if not cuda:
+            raise AxoError("`fp16: true` needs a CUDA GPU and none is visible. "
+                           "Fix: set `fp16: false` (the CPU trains in fp32).")
+        return "fp16"
+    if model_cfg.bf16 == "auto":
+        # On CPUs without native bf16 matmuls bf16 runs 10-45x slower than fp32, so auto picks fp32.
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if model_cfg.bf16:
+        if not cuda:
+            log.warning("`bf16: true` on a CPU: expect it to be much slower than fp32 "
+                        "(`bf16: auto` would pick fp32 here).")
+        return "bf16"
+    return "fp32"
+
+
+def resolve_tf32(model_cfg: ModelConfig) -> bool | None:
+    """None leaves PyTorch's default alone."""
+    import torch
+
+    ampere = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+    if model_cfg.tf32 is True and not ampere:
+        raise AxoError("`tf32: true` needs an NVIDIA Ampere or newer GPU. Fix: set `tf32: auto` or false.")
+    return True if (model_cfg.tf32 is True or (model_cfg.tf32 == "auto" and ampere)) else None
+
+
+def check_backends(cfg: Config) -> None:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    attn = cfg.model.attn_implementation
+    if attn in BACKEND_NEEDS:
+        module, package, needs_cuda = BACKEND_NEEDS[attn]
+        if needs_cuda and not cuda:
+            raise AxoError(f"`attn_implementation: {attn}` needs a CUDA GPU and none is visible. "
+                           "Fix: use sdpa (or eager, or flex_attention) on this machine.")
+        if importlib.util.find_spec(module) is None:
+            raise AxoError(f"`attn_implementation: {attn}` needs `{package}`, which is not installed. "
+                           "Fix: install it, or use sdpa.")
+    elif "/" in attn and importlib.util.find_spec("kernels") is None:
+        raise AxoError(f"`attn_implementation: {attn}` is a hub kernel and needs `pip install kernels`. "
+                       "Fix: install it, or use sdpa.")
+    if cfg.train.use_liger_kernel and (not cuda or importlib.util.find_spec("liger_kernel") is None):
+        raise AxoError("`use_liger_kernel: true` needs a CUDA GPU and `pip install liger-kernel`. "
+                       "Fix: remove it on this machine.")
+    if cfg.quant.quantized and importlib.util.find_spec("bitsandbytes") is None:
+        raise AxoError("`load_in_4bit` / `load_in_8bit` need `pip install bitsandbytes`.")
+
+
+def torch_dtype(precision: Precision):
+    import torch
+
+    # fp16 trains with autocast over fp32 weights: the grad scaler cannot step fp16 parameters.
+    return {"bf16": torch.bfloat16, "fp16": torch.float32, "fp32": torch.float32}[precision]

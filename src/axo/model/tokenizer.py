@@ -1,0 +1,93 @@
+"""Tokenizer (and processor) loading with the config's fixes: special tokens, added tokens,
+renamed tokens, a pad token that never masks EOS, and the chat template."""
+
+import logging
+
+from axo.config import Config
+from axo.errors import AxoError
+from axo.model.sources import from_source
+
+log = logging.getLogger("axo")
+
+
+def load_tokenizer(cfg: Config):
+    import transformers
+
+    m = cfg.model
+    cls = getattr(transformers, m.tokenizer_type, None)
+    if cls is None:
+        raise AxoError(f"`tokenizer_type`: transformers has no class {m.tokenizer_type!r}; use AutoTokenizer.")
+    key = "tokenizer_config" if m.tokenizer_config else "base_model"
+    tokenizer = from_source(key, m.tokenizer_path, lambda: cls.from_pretrained(
+        m.tokenizer_path, trust_remote_code=m.trust_remote_code,
+        revision=None if m.tokenizer_config else m.model_revision))
+    tokenizer = _rename_added_tokens(tokenizer, m.added_tokens_overrides or {})
+    if m.special_tokens:
+        tokenizer.add_special_tokens({k: v for k, v in m.special_tokens.model_dump().items() if v})
+    if m.tokens:
+        added = tokenizer.add_tokens(m.tokens)
+        log.info("Added %d new tokens to the vocabulary (%d were already there)", added, len(m.tokens) - added)
+    if tokenizer.eos_token_id is None:
+        raise AxoError(f"the tokenizer of {m.tokenizer_path!r} has no eos_token, so the model could not learn "
+                       "to stop. Fix: set `special_tokens: {eos_token: ...}`.")
+    if tokenizer.pad_token_id is None:
+        # Reusing an existing token keeps the embedding matrix (and LoRA) unchanged. Labels are
+        # padded by position (see Collator), so pad == eos does not stop EOS being trained.
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
+    tokenizer.padding_side = "right"
+    if cfg.data.template_name:
+        # Saved with the tokenizer, so the trained model chats with the template it learned.
+        from axo.data.templates import resolve_template
+
+        tokenizer.chat_template = resolve_template(cfg.data, None, tokenizer)
+    return tokenizer
+
+
+def _rename_added_tokens(tokenizer, overrides: dict[int, str]):
+    """added_tokens_overrides: give reserved added tokens a new text (same id, same embedding).
+    Done on the saved files (tokenizer.json, tokenizer_config.json) and reloaded, through public APIs."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    if not overrides:
+        return tokenizer
+    missing = [i for i in overrides if i not in tokenizer.added_tokens_decoder]
+    if missing:
+        raise AxoError(f"`added_tokens_overrides`: ids {missing} are not added tokens of this tokenizer; "
+                       "only added (special) tokens can be renamed.")
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        path = Path(tmp) / "tokenizer.json"
+        state = json.loads(path.read_text())
+        for entry in state["added_tokens"]:
+            if entry["id"] in overrides:
+                old, entry["content"] = entry["content"], overrides[entry["id"]]
+                vocab = state["model"].get("vocab")
+                if isinstance(vocab, dict) and old in vocab:
+                    vocab[entry["content"]] = vocab.pop(old)
+        path.write_text(json.dumps(state))
+        config_path = Path(tmp) / "tokenizer_config.json"
+        config = json.loads(config_path.read_text())
+        for token_id, text in overrides.items():
+            if str(token_id) in config.get("added_tokens_decoder", {}):
+                config["added_tokens_decoder"][str(token_id)]["content"] = text
+        config_path.write_text(json.dumps(config))
+        renamed = type(tokenizer).from_pretrained(tmp)
+    log.info("Renamed added tokens %s", overrides)
+    return renamed
+
+
+def load_processor(cfg: Config, tokenizer):
+    """The processor of an image-text-to-text model, with axo's tokenizer inside it."""
+    import transformers
+
+    m = cfg.model
+    cls = getattr(transformers, m.processor_type, None)
+    if cls is None:
+        raise AxoError(f"`processor_type`: transformers has no class {m.processor_type!r}; use AutoProcessor.")
+    processor = from_source("base_model", m.tokenizer_path, lambda: cls.from_pretrained(
+        m.tokenizer_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision))
+    processor.tokenizer = tokenizer
+    return processor
