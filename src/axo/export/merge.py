@@ -1,21 +1,64 @@
-"""Fold a LoRA adapter into its base model: a plain transformers model in output_dir/merged."""
+"""Fold a LoRA (or QLoRA) adapter into its base model: a plain transformers model in output_dir/merged."""
 
+import logging
 from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
 
+log = logging.getLogger("axo")
+
 
 def merge_lora(cfg: Config, checkpoint: str | None = None) -> Path:
-    from axo.model.loader import load_for_inference
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from axo.model.loader import load_model
+    from axo.model.preflight import resolve_precision
 
     folder = Path(checkpoint or cfg.train.output_dir)
     if not (folder / "adapter_config.json").exists():
         raise AxoError(f"{folder} holds no LoRA adapter (adapter_config.json). Train with "
                        "`adapter: lora` first, or pass --checkpoint to the adapter's folder.")
-    model, tokenizer, _ = load_for_inference(cfg, str(folder))
-    merged = model.merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    base = load_model(cfg, resolve_precision(cfg.model), tokenizer)
+    if cfg.quant.quantized:
+        # QLoRA learned its update against the quantized weights: merge into exactly those,
+        # dequantized to full precision, so the merged model computes what was trained.
+        dequantize_by_probing(base)
+        log.info("Dequantized the %s base model to merge in full precision",
+                 "4-bit" if cfg.quant.load_in_4bit else "8-bit")
+    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     out = Path(cfg.train.output_dir) / "merged"
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def dequantize_by_probing(model) -> None:
+    """Replace each bitsandbytes layer with an nn.Linear holding the matrix the layer applies,
+    read off by passing it the identity: layer(I) = W^T (+ bias). This is exact by construction
+    on any backend, where bitsandbytes 0.50's own dequantize_4bit returns wrongly laid-out
+    weights on CPU (144% off in our check) and transformers' model.dequantize() with it."""
+    import bitsandbytes as bnb
+    import torch
+
+    quantized = (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    for name, layer in list(model.named_modules()):
+        if not isinstance(layer, quantized):
+            continue
+        with torch.no_grad():
+            dtype = getattr(layer, "compute_dtype", None) or torch.float32
+            probe = torch.eye(layer.in_features, dtype=dtype, device=layer.weight.device)
+            applied = layer(probe).float()
+            bias = layer.bias.float() if layer.bias is not None else None
+            dense = torch.nn.Linear(layer.in_features, layer.out_features, bias=bias is not None, device=applied.device)
+            dense.weight.copy_((applied - bias if bias is not None else applied).T)
+            if bias is not None:
+                dense.bias.copy_(bias)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, dense)
+    model.config.quantization_config = None
+    if hasattr(model, "hf_quantizer"):
+        model.hf_quantizer = None
+    model.is_quantized = False

@@ -12,22 +12,39 @@ log = logging.getLogger("axo")
 PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "image_text_to_text": "CAUSAL_LM"}
 
 
-def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = ()):
+def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), linear_names: list[str] = (),
+                   tied_embeddings: bool = False):
     from peft import LoraConfig
 
+    targets = a.lora_target_modules
+    if a.lora_target_linear:
+        # peft's "all-linear" cannot be combined with layers_to_transform; explicit names can
+        targets = list(linear_names) if a.peft_layers_to_transform else "all-linear"
     return LoraConfig(
         r=a.lora_r,
         lora_alpha=a.lora_alpha,
         lora_dropout=a.lora_dropout,
-        target_modules="all-linear" if a.lora_target_linear else a.lora_target_modules,
+        target_modules=targets,
         modules_to_save=a.lora_modules_to_save,
         layers_to_transform=a.peft_layers_to_transform,
         use_dora=a.peft_use_dora,
         use_rslora=a.peft_use_rslora,
         # rows of tokens added to the vocabulary are trained, or they would stay at their init
         trainable_token_indices=list(new_token_ids) or None,
+        # a trained copy of a tied embedding must stay tied to the output head
+        ensure_weight_tying=tied_embeddings and bool(a.lora_modules_to_save or new_token_ids),
         task_type=PEFT_TASKS[task],
     )
+
+
+def linear_module_names(model) -> list[str]:
+    """Leaf names of the linear layers LoRA can adapt: every nn.Linear (bitsandbytes' included)
+    but the output head."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and module is not head})
 
 
 def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
@@ -50,7 +67,8 @@ def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     if a.lora_model_dir:
         log.info("Continuing training of the adapter in %s", a.lora_model_dir)
         return PeftModel.from_pretrained(model, a.lora_model_dir, is_trainable=True)
-    return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids))
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied))
 
 
 def freeze_except(model, patterns: list[str]) -> None:
