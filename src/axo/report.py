@@ -15,7 +15,7 @@ def print_data_stats(data) -> None:
     for row in datasets:
         table.add_column(f"{row['dataset']}\n{row['path']}", justify="right", overflow="fold")
     for stat in STAT_COLUMNS[1:]:
-        table.add_row(stat.replace("_", " "), *(f"{row[stat]:,}" for row in datasets))
+        table.add_row(stat.replace("_", " "), *(f"{row[stat]:,}" if stat in row else "-" for row in datasets))
     console = Console()
     console.print(table)
     for row in data.stats:

@@ -42,6 +42,17 @@ class Config(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _image_rows(self):
+        if self.model.task != "image_text_to_text":
+            return self
+        if self.data.sample_packing or self.data.pretraining_dataset:
+            raise ValueError("image-text-to-text models train on whole conversations: remove `sample_packing` "
+                             "and `pretraining_dataset`")
+        if any(ds.type != "chat_template" for ds in self.data.datasets or []):
+            raise ValueError("image-text-to-text models read `type: chat_template` rows (messages + images)")
+        return self
+
+    @model_validator(mode="after")
     def _streams_need_max_steps(self):
         if self.data.pretraining_dataset and not self.train.max_steps:
             raise ValueError("`pretraining_dataset` is streamed, so its length is unknown: set `max_steps`")

@@ -40,6 +40,28 @@ def prepare(cfg: Config, tokenizer) -> Prepared:
     return prepare_tokenized(cfg, tokenizer)
 
 
+def prepare_raw(cfg: Config) -> Prepared:
+    """Rows as they are, for image-text-to-text models: their processor tokenizes at batching time."""
+    import datasets
+
+    def load_all(entries, list_key):
+        parts = [load_rows(ds, f"{list_key}[{i}]") for i, ds in enumerate(entries)]
+        stats = [{"dataset": f"{list_key}[{i}]", "path": ds.path, "rows_in": len(p), "rows_out": len(p)}
+                 for i, (ds, p) in enumerate(zip(entries, parts))]
+        return datasets.concatenate_datasets(parts), stats
+
+    train, stats = load_all(cfg.data.datasets, "datasets")
+    ev = None
+    if cfg.data.test_datasets:
+        ev, eval_stats = load_all(cfg.data.test_datasets, "test_datasets")
+        stats += eval_stats
+    elif cfg.data.val_set_size:
+        size = cfg.data.val_set_size
+        parts = train.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
+        train, ev = parts["train"], parts["test"]
+    return Prepared(train, ev, stats)
+
+
 def prepare_tokenized(cfg: Config, tokenizer, train: bool = True) -> Prepared:
     cache = _cache_dir(cfg, tokenizer)
     hit = (cache / "stats.json").exists()

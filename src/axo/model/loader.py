@@ -85,7 +85,7 @@ def _fit_vocabulary(model, tokenizer) -> None:
         # new rows start at the mean of the old ones, so new tokens begin as an average token
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
         log.info("Resized the embeddings to %d tokens", len(tokenizer))
-    if model.config.pad_token_id is None:
+    if getattr(model.config, "pad_token_id", None) is None:  # (multimodal configs may not have one)
         model.config.pad_token_id = tokenizer.pad_token_id
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id

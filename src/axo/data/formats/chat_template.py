@@ -63,9 +63,9 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
             raise RowError(f"{where}.{role_key}", f"unknown role {source!r}",
                            f"Map it with `roles:`, e.g. roles: {{user: [{source}]}}.")
         content = raw.get(content_key)
-        if content is not None and not isinstance(content, str):
-            raise RowError(f"{where}.{content_key}", f"must be text, got {type(content).__name__}",
-                           "Fix or remove the row.")
+        if content is not None and not isinstance(content, (str, list)):
+            raise RowError(f"{where}.{content_key}", f"must be text or a list of parts, got "
+                           f"{type(content).__name__}", "Fix or remove the row.")
         if role == "system" and ds.drop_system_message:
             continue
         message = {k: v for k, v in raw.items()
@@ -100,7 +100,7 @@ def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, c
         if full.startswith(head) and turn_start < len(head) <= turn_end:
             end = _first_marker(full, len(head), turn_end, ctx)
             return len(head), end[0] if end else turn_end
-    content = message["content"]
+    content = message["content"] if isinstance(message["content"], str) else _text_of(message["content"])
     for candidate in (content, content.strip()):
         at = full.find(candidate, turn_start, turn_end) if candidate else -1
         if at >= 0:
@@ -109,6 +109,11 @@ def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, c
         return turn_start, turn_start  # nothing locatable to train: an empty body
     raise RowError(f"{ctx.ds.field_messages}[{i}]", "the chat template changes this message's text, so "
                    "its tokens cannot be located", "Use a template that writes message content as is.")
+
+
+def _text_of(parts: list) -> str:
+    """The text of a multimodal message ({type: text, text: ...} parts), to locate it."""
+    return "".join(p.get("text") or "" for p in parts if isinstance(p, dict) and p.get("type") == "text")
 
 
 def _first_marker(full: str, start: int, end: int, ctx) -> tuple[int, str] | None:
