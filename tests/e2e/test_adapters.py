@@ -122,3 +122,19 @@ def test_unfrozen_parameters_and_loraplus(make_config):
     optimizer = loraplus_optimizer(apply_adapter(load_model(cfg, "fp32"), cfg), cfg)
     rates = sorted({g["lr"] for g in optimizer.param_groups if g["params"]})
     assert rates == [cfg.train.learning_rate, 16 * cfg.train.learning_rate]
+
+
+def test_lora_on_a_torchao_int8_base_trains_and_merges(make_config, tiny_model_64):
+    cfg = make_config(base_model=str(tiny_model_64), adapter="lora", lora_target_linear=True, max_steps=8,
+                      learning_rate=2e-2, model_quantization_config="TorchAoConfig",
+                      model_quantization_config_kwargs={"weight_dtype": "int8"})
+    base = load_model(cfg, "fp32")
+    assert type(base.model.layers[0].self_attn.q_proj.weight).__name__ == "Int8Tensor"
+    train(cfg)
+    losses = [e["loss"] for e in read_log_history(cfg.train.output_dir) if "loss" in e]
+    assert losses[-1] < losses[0]
+    merged = AutoModelForCausalLM.from_pretrained(merge_lora(cfg))
+    assert type(merged.model.layers[0].self_attn.q_proj.weight.data) is torch.Tensor
+    adapter_model = PeftModel.from_pretrained(load_model(cfg, "fp32"), Path(cfg.train.output_dir))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(X).logits, adapter_model(X).logits, atol=1e-3, rtol=1e-3)

@@ -193,3 +193,15 @@ def test_pretraining_dataset_needs_max_steps(tmp_path):
     assert load(write(tmp_path, text + "max_steps: 10\n")).data.pretraining_dataset[0].text_column == "text"
     [msg] = problems(write(tmp_path, "base_model: m\n"))
     assert "no training data" in msg
+
+
+def test_quantization_keys(tmp_path):
+    lora = "adapter: lora\nlora_target_linear: true\n"
+    cfg = load(write(tmp_path, BASE + lora + "model_quantization_config: TorchAoConfig\n"))
+    assert cfg.quant.quantized and not cfg.quant.bitsandbytes
+    msgs = problems(write(tmp_path, BASE + "load_in_4bit: true\n"))
+    assert any("needs `adapter: qlora`" in m for m in msgs)
+    msgs = problems(write(tmp_path, BASE + lora + "model_quantization_config: Mxfp4Config\n"))
+    assert any("Mxfp4Config` is not supported by axo yet" in m for m in msgs)
+    msgs = problems(write(tmp_path, BASE + "adapter: qlora\nload_in_4bit: true\nload_in_8bit: true\n"))
+    assert any("`load_in_8bit`, `load_in_4bit` each quantize the base" in m for m in msgs)

@@ -39,6 +39,9 @@ class Config(BaseModel):
             raise ValueError("`load_in_4bit: true` needs `adapter: qlora` (4-bit weights cannot be trained directly)")
         if q.load_in_8bit and adapter != "lora":
             raise ValueError("`load_in_8bit: true` needs `adapter: lora` (8-bit weights cannot be trained directly)")
+        if q.model_quantization_config and adapter != "lora":
+            raise ValueError("`model_quantization_config` needs `adapter: lora` (quantized weights cannot be "
+                             "trained directly)")
         return self
 
     @model_validator(mode="after")

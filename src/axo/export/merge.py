@@ -26,8 +26,7 @@ def merge_lora(cfg: Config, checkpoint: str | None = None) -> Path:
         # QLoRA learned its update against the quantized weights: merge into exactly those,
         # dequantized to full precision, so the merged model computes what was trained.
         dequantize_by_probing(base)
-        log.info("Dequantized the %s base model to merge in full precision",
-                 "4-bit" if cfg.quant.load_in_4bit else "8-bit")
+        log.info("Dequantized the quantized base model to merge in full precision")
     merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     out = Path(cfg.train.output_dir) / "merged"
     merged.save_pretrained(out)
@@ -39,13 +38,12 @@ def dequantize_by_probing(model) -> None:
     """Replace each bitsandbytes layer with an nn.Linear holding the matrix the layer applies,
     read off by passing it the identity: layer(I) = W^T (+ bias). This is exact by construction
     on any backend, where bitsandbytes 0.50's own dequantize_4bit returns wrongly laid-out
-    weights on CPU (144% off in our check) and transformers' model.dequantize() with it."""
-    import bitsandbytes as bnb
+    weights on CPU (144% off in our check) and transformers' model.dequantize() with it. torchao
+    weight-only layers are read the same way."""
     import torch
 
-    quantized = (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
     for name, layer in list(model.named_modules()):
-        if not isinstance(layer, quantized):
+        if not _is_quantized_linear(layer):
             continue
         with torch.no_grad():
             dtype = getattr(layer, "compute_dtype", None) or torch.float32
@@ -62,3 +60,12 @@ def dequantize_by_probing(model) -> None:
     if hasattr(model, "hf_quantizer"):
         model.hf_quantizer = None
     model.is_quantized = False
+
+
+def _is_quantized_linear(layer) -> bool:
+    import torch
+
+    if type(layer).__module__.startswith("bitsandbytes"):
+        return hasattr(layer, "in_features")
+    # torchao keeps nn.Linear and swaps the weight for a quantized tensor subclass
+    return isinstance(layer, torch.nn.Linear) and type(layer.weight.data) not in (torch.Tensor, torch.nn.Parameter)

@@ -58,7 +58,7 @@ def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
         return model
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if cfg.quant.quantized:
+    if cfg.quant.bitsandbytes:
         # fp32 norms and input grads for checkpointing, as QLoRA needs on a quantized base
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     elif checkpointing:

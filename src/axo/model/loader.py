@@ -71,9 +71,10 @@ def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:
     kwargs = {k: v for k, v in {"device_map": m.device_map, "max_memory": m.max_memory,
                                 "low_cpu_mem_usage": m.low_cpu_mem_usage}.items() if v is not None}
     if cfg.quant.quantized and quantize:
-        from axo.model.quantization import to_bnb_config
+        from axo.model.quantization import to_bnb_config, to_torchao_config
 
-        kwargs["quantization_config"] = to_bnb_config(cfg.quant, torch_dtype(precision))
+        kwargs["quantization_config"] = (to_bnb_config(cfg.quant, torch_dtype(precision)) if cfg.quant.bitsandbytes
+                                         else to_torchao_config(cfg.quant))
     return {**kwargs, **(m.overrides_of_model_kwargs or {})}
 
 

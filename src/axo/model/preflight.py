@@ -72,7 +72,11 @@ def check_backends(cfg: Config) -> None:
     if cfg.train.use_liger_kernel and (not cuda or importlib.util.find_spec("liger_kernel") is None):
         raise AxoError("`use_liger_kernel: true` needs a CUDA GPU and `pip install liger-kernel`. "
                        "Fix: remove it on this machine.")
-    if cfg.quant.quantized and importlib.util.find_spec("bitsandbytes") is None:
+    int4 = (cfg.quant.model_quantization_config_kwargs or {}).get("weight_dtype") == "int4"
+    if cfg.quant.model_quantization_config and int4 and not cuda:
+        raise AxoError("`model_quantization_config_kwargs: {weight_dtype: int4}` needs a CUDA GPU. "
+                       "Fix: use weight_dtype: int8 on this machine.")
+    if cfg.quant.bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
         raise AxoError("`load_in_4bit` / `load_in_8bit` need `pip install bitsandbytes`.")
 
 

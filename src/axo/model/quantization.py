@@ -1,4 +1,4 @@
-"""bitsandbytes settings for a quantized base model."""
+"""Quantization configs for loading the base model: one mapping function per library."""
 
 from axo.config.quantization import QuantizationConfig
 
@@ -14,3 +14,15 @@ def to_bnb_config(q: QuantizationConfig, compute_dtype):
     else:
         base = {"load_in_8bit": True}
     return BitsAndBytesConfig(**{**base, **(q.bnb_config_kwargs or {})})
+
+
+def to_torchao_config(q: QuantizationConfig):
+    """torchao weight-only quantization: int8 (runs on CPU too) or int4 with a group size."""
+    from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
+    from transformers import TorchAoConfig
+
+    kwargs = q.model_quantization_config_kwargs or {}
+    if kwargs.get("weight_dtype", "int8") == "int4":
+        return TorchAoConfig(Int4WeightOnlyConfig(group_size=kwargs.get("group_size", 128)))
+    return TorchAoConfig(Int8WeightOnlyConfig(group_size=kwargs["group_size"]) if "group_size" in kwargs
+                         else Int8WeightOnlyConfig())
