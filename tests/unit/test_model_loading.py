@@ -69,6 +69,8 @@ def test_gpu_only_backends_are_refused_on_cpu(make_config):
         check_backends(make_config(attn_implementation="flash_attention_2"))
     with pytest.raises(AxoError, match="`use_liger_kernel: true` needs a CUDA GPU"):
         check_backends(make_config(use_liger_kernel=True))
+    with pytest.raises(AxoError, match="`attn_implementation: flex_attention` cannot train on a CPU"):
+        check_backends(make_config(attn_implementation="flex_attention"))
     check_backends(make_config(attn_implementation="eager"))
 
 

@@ -66,6 +66,9 @@ def check_backends(cfg: Config) -> None:
         if importlib.util.find_spec(module) is None:
             raise AxoError(f"`attn_implementation: {attn}` needs `{package}`, which is not installed. "
                            "Fix: install it, or use sdpa.")
+    elif attn == "flex_attention" and not cuda:
+        raise AxoError("`attn_implementation: flex_attention` cannot train on a CPU (PyTorch has no FlexAttention "
+                       "backward there). Fix: use sdpa or eager on this machine.")
     elif "/" in attn and importlib.util.find_spec("kernels") is None:
         raise AxoError(f"`attn_implementation: {attn}` is a hub kernel and needs `pip install kernels`. "
                        "Fix: install it, or use sdpa.")
