@@ -49,6 +49,9 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bo
         report_to=cfg.logging.report_to or "none",
         run_name=cfg.logging.wandb_name or cfg.logging.mlflow_run_name,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # without it transformers does not set up torch.distributed on an accelerator-less machine,
+        # and `torchrun --nproc-per-node 2` would train two unrelated copies
+        use_cpu=not torch.accelerator.is_available(),
         # packs were built in order on purpose; otherwise the Trainer shuffles every epoch
         train_sampling_strategy="sequential" if cfg.data.sample_packing_sequentially else "random",
         remove_unused_columns=False,  # rows hold exactly input_ids and labels
