@@ -26,9 +26,12 @@ def _load(config: str, ctx: typer.Context):
 @app.command(context_settings=OVERRIDES)
 def train(ctx: typer.Context, config: str = CONFIG):
     """Train as the config says. Extra `--key value` pairs override config keys."""
-    from axo.train.sft import train as run
-
-    run(_load(config, ctx))
+    cfg = _load(config, ctx)
+    if cfg.rl.rl or cfg.rl.reward_model:
+        from axo.train.preference import train as run
+    else:
+        from axo.train.sft import train as run
+    run(cfg)
 
 
 @app.command(context_settings=OVERRIDES)

@@ -13,6 +13,13 @@ AXOLOTL_TYPES = (
     "explainchoice", "concisechoice", "summarizetldr", "metharme", "bradley_terry",
     "stepwise_supervised", "orcamini", "pygmalion", "context_qa", "dpo", "kto", "orpo",
 )
+# Preference rows (rl: dpo, ipo, orpo, simpo; reward models), Axolotl's names. chatml.* and
+# llama3.* imply that chat template.
+PREFERENCE_TYPES = (
+    "chat_template.default", "chatml.intel", "chatml.prompt_pairs", "chatml.argilla",
+    "llama3.intel", "llama3.prompt_pairs", "llama3.argilla", "bradley_terry.chat_template",
+)
+KTO_TYPES = ("kto",)
 EndPolicy = Literal["all", "turn", "last", "none"]
 CHAT_KEYS = (
     "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
@@ -74,11 +81,14 @@ class DatasetConfig(Area):
     field_tools: str = Field("tools", description="chat_template: the column with tool definitions, if any.")
     chat_template: str | None = Field(None, description="chat_template: template for this dataset only.")
     chat_template_jinja: str | None = Field(None, description="chat_template: Jinja text for this dataset only.")
+    # preference rows
+    field_chosen: str = Field("chosen", description="chat_template.default: the column with the chosen answer.")
+    field_rejected: str = Field("rejected", description="chat_template.default: the column with the rejected answer.")
 
     @field_validator("type")
     @classmethod
     def _supported(cls, value):
-        if value is None or isinstance(value, UserDefinedFormat) or value in SUPPORTED_TYPES:
+        if value is None or isinstance(value, UserDefinedFormat) or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES:
             return value
         if value == "sharegpt":
             raise ValueError(
@@ -92,7 +102,7 @@ class DatasetConfig(Area):
 
     @model_validator(mode="after")
     def _keys_fit_type(self):
-        if self.type != "chat_template":
+        if self.type != "chat_template" and self.type_name not in PREFERENCE_TYPES:
             fields = type(self).model_fields
             stray = [k for k in CHAT_KEYS if getattr(self, k) != fields[k].get_default(call_default_factory=True)]
             if stray:

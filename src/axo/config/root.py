@@ -10,6 +10,7 @@ from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
 from axo.config.quantization import QuantizationConfig
+from axo.config.rl import RLConfig
 from axo.config.training import TrainingConfig
 
 
@@ -22,6 +23,7 @@ class Config(BaseModel):
     lora: AdapterConfig
     train: TrainingConfig
     logging: LoggingConfig
+    rl: RLConfig
 
     @model_validator(mode="after")
     def _eval_needs_data(self):
@@ -53,6 +55,27 @@ class Config(BaseModel):
                              "and `pretraining_dataset`")
         if any(ds.type != "chat_template" for ds in self.data.datasets or []):
             raise ValueError("image-text-to-text models read `type: chat_template` rows (messages + images)")
+        return self
+
+    @model_validator(mode="after")
+    def _rows_fit_the_method(self):
+        from axo.config.data import KTO_TYPES, PREFERENCE_TYPES
+
+        wanted = (KTO_TYPES if self.rl.rl == "kto" else PREFERENCE_TYPES if self.rl.rl or self.rl.reward_model
+                  else None)
+        for i, ds in enumerate(self.data.datasets or []):
+            if wanted and ds.type_name not in wanted:
+                raise ValueError(f"`datasets[{i}].type: {ds.type_name}` is not a row format of this training; use "
+                                 + ", ".join(wanted))
+            if not wanted and ds.type_name in PREFERENCE_TYPES + KTO_TYPES:
+                raise ValueError(f"`datasets[{i}].type: {ds.type_name}` holds preference rows: set `rl:` "
+                                 "(or `reward_model: true`)")
+        if (self.rl.rl or self.rl.reward_model) and self.data.sample_packing:
+            raise ValueError("`sample_packing` does not apply to preference training or reward models (TRL keeps "
+                             "chosen and rejected answers side by side); remove it")
+        if self.rl.reward_model and self.model.task != "sequence_classification":
+            raise ValueError("`reward_model: true` trains a scoring head: set `model_type: "
+                             "AutoModelForSequenceClassification` and `num_labels: 1`")
         return self
 
     @model_validator(mode="after")

@@ -8,8 +8,14 @@ from axo.model.preflight import Precision
 
 
 def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None):
-    import torch
     from transformers import TrainingArguments
+
+    return TrainingArguments(**training_kwargs(cfg, precision, has_eval, tf32))
+
+
+def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None) -> dict:
+    """The TrainingArguments fields every axo training sets; TRL's configs extend the same class."""
+    import torch
 
     t = cfg.train
     eval_every = "steps" if t.eval_steps else "epoch"
@@ -19,7 +25,7 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bo
             "max_grad_norm": t.max_grad_norm, "save_total_limit": t.save_total_limit,
         }.items() if v is not None
     }
-    return TrainingArguments(
+    return dict(
         output_dir=t.output_dir,
         per_device_train_batch_size=t.micro_batch_size,
         per_device_eval_batch_size=t.eval_batch_size or t.micro_batch_size,

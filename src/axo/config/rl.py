@@ -1,0 +1,44 @@
+"""Preference learning and reward models, trained through TRL."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from axo.config.base import Area
+
+Method = Literal["dpo", "ipo", "orpo", "kto", "simpo"]
+
+
+class TRLOptions(Area):
+    """The `trl:` block (the keys preference methods use; GRPO's come with GRPO)."""
+
+    beta: float | None = Field(None, gt=0, description="Strength of the preference loss (same as rl_beta).")
+    max_completion_length: int | None = Field(None, gt=0, description="Longest chosen/rejected completion.")
+
+
+class RLConfig(Area):
+    rl: Method | None = Field(None, description="Preference method: dpo, ipo, orpo, kto or simpo.")
+    rl_beta: float | None = Field(None, gt=0, description="Strength of the preference loss (Axolotl also: dpo_beta).")
+    trl: TRLOptions | None = Field(None, description="TRL options.")
+    dpo_loss_type: list[str] | None = Field(None, description="DPO loss(es), e.g. [sigmoid], [hinge], [ipo].")
+    dpo_label_smoothing: float | None = Field(None, ge=0, lt=0.5, description="Conservative DPO / robust DPO noise.")
+    orpo_alpha: float | None = Field(None, gt=0, description="ORPO: weight of the odds-ratio term (TRL's beta).")
+    simpo_gamma: float | None = Field(None, ge=0, description="SimPO: target reward margin.")
+    cpo_alpha: float | None = Field(None, ge=0, description="SimPO/CPO: weight of the NLL term on chosen answers.")
+    kto_desirable_weight: float | None = Field(None, gt=0, description="KTO: weight of desirable rows.")
+    kto_undesirable_weight: float | None = Field(None, gt=0, description="KTO: weight of undesirable rows.")
+    precompute_ref_log_probs: bool = Field(
+        False, description="Compute the reference log-probs once before training, so no reference model stays in memory."
+    )
+    max_prompt_len: int | None = Field(None, gt=0, description="Longest prompt in tokens.")
+    reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
+
+    @model_validator(mode="after")
+    def _one_method(self):
+        if self.rl and self.reward_model:
+            raise ValueError("`rl` and `reward_model` are different trainings; set one")
+        return self
+
+    @property
+    def beta(self) -> float | None:
+        return (self.trl.beta if self.trl else None) or self.rl_beta

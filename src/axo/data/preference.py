@@ -1,0 +1,95 @@
+"""Preference rows -> TRL's conversational format: {prompt: [messages], chosen: [assistant message],
+rejected: [assistant message]} (KTO: {prompt, completion, label}). TRL renders them with the chat
+template and tokenizes; the template is the dataset's (chatml.* and llama3.* name theirs)."""
+
+from axo.config import Config
+from axo.config.data import DatasetConfig
+from axo.data.formats import Context, RowError, text_field
+from axo.data.formats.chat_template import read_messages
+from axo.errors import AxoError
+
+# row shape -> (system column, prompt column, chosen column, rejected column)
+SIMPLE_SHAPES = {
+    "intel": ("system", "question", "chosen", "rejected"),
+    "prompt_pairs": ("system", "prompt", "chosen", "rejected"),
+    "argilla": ("system", "instruction", "chosen_response", "rejected_response"),
+}
+
+
+def template_of(ds: DatasetConfig) -> str | None:
+    """The built-in template a `chatml.*` / `llama3.*` type implies."""
+    family = ds.type_name.split(".")[0]
+    return family if family in ("chatml", "llama3") else None
+
+
+def to_trl_row(row: dict, ds: DatasetConfig, ctx: Context) -> dict:
+    kind = ds.type_name.split(".")[-1]
+    if ds.type_name == "kto":
+        return {"prompt": _as_messages(row, "prompt", "user"), "completion": _as_messages(row, "completion", "assistant"),
+                "label": _label(row)}
+    if kind in SIMPLE_SHAPES:
+        system, prompt, chosen, rejected = SIMPLE_SHAPES[kind]
+        messages = ([{"role": "system", "content": row[system]}] if row.get(system) else [])
+        messages.append({"role": "user", "content": text_field(row, prompt)})
+    else:  # chat_template.default, bradley_terry.chat_template
+        messages, _ = read_messages(row, ctx)
+        chosen, rejected = ds.field_chosen, ds.field_rejected
+    return {"prompt": messages, "chosen": _answer(row, chosen), "rejected": _answer(row, rejected)}
+
+
+def _answer(row: dict, field: str) -> list[dict]:
+    value = row.get(field)
+    if isinstance(value, dict):  # a message
+        value = value.get("content")
+    if isinstance(value, list) and value and isinstance(value[-1], dict):  # a list of messages: the last answers
+        value = value[-1].get("content")
+    if not isinstance(value, str):
+        raise RowError(field, "must be the answer's text (or a message holding it)",
+                       f"Point `field_{'chosen' if 'chosen' in field else 'rejected'}` at the right column.")
+    return [{"role": "assistant", "content": value}]
+
+
+def _as_messages(row: dict, field: str, role: str) -> list[dict]:
+    value = row.get(field)
+    if isinstance(value, list):
+        return value
+    return [{"role": role, "content": text_field(row, field)}]
+
+
+def _label(row: dict) -> bool:
+    if not isinstance(row.get("label"), bool):
+        raise RowError("label", f"must be true (desirable) or false, got {row.get('label')!r}", "Fix the row.")
+    return row["label"]
+
+
+def prepare_preference(cfg: Config, tokenizer):
+    """(train, eval) datasets of TRL rows."""
+    import datasets
+
+    from axo.data.sources import load_rows
+
+    def load_all(entries, list_key):
+        parts = []
+        for i, ds in enumerate(entries):
+            key = f"{list_key}[{i}]"
+            ctx = Context(ds, cfg.data, tokenizer)
+            rows = load_rows(ds, key)
+            parts.append(rows.map(_convert, with_indices=True, remove_columns=rows.column_names,
+                                  fn_kwargs={"ds": ds, "ctx": ctx, "key": f"`{key}` ({ds.path})"},
+                                  desc=f"Reading {key}"))
+        return datasets.concatenate_datasets(parts)
+
+    train = load_all(cfg.data.datasets, "datasets")
+    ev = load_all(cfg.data.test_datasets, "test_datasets") if cfg.data.test_datasets else None
+    if ev is None and cfg.data.val_set_size:
+        size = cfg.data.val_set_size
+        split = train.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
+        train, ev = split["train"], split["test"]
+    return train, ev
+
+
+def _convert(row, index, ds, ctx, key):
+    try:
+        return to_trl_row(row, ds, ctx)
+    except RowError as err:
+        raise AxoError(f"{key} row {index}: field {err.field!r} {err.problem}. {err.fix}") from None

@@ -1,0 +1,109 @@
+"""Preference learning (DPO, IPO, ORPO, SimPO, KTO) and reward models through TRL: the recipe,
+top to bottom."""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from axo.config import Config
+from axo.errors import AxoError
+
+log = logging.getLogger("axo")
+
+
+def method(cfg: Config):
+    """(TRL trainer class, config mapping function) for the config's method."""
+    from axo.train import trl_args
+
+    name = "reward" if cfg.rl.reward_model else cfg.rl.rl
+    if name in ("dpo", "ipo"):
+        from trl import DPOTrainer
+        return DPOTrainer, trl_args.to_dpo_config
+    if name == "kto":
+        from trl import KTOTrainer
+        return KTOTrainer, trl_args.to_kto_config
+    if name == "orpo":
+        from trl.experimental.orpo import ORPOTrainer
+        return ORPOTrainer, trl_args.to_orpo_config
+    if name == "simpo":
+        from trl.experimental.cpo import CPOTrainer
+        return CPOTrainer, trl_args.to_simpo_config
+    from trl import RewardTrainer
+    return RewardTrainer, trl_args.to_reward_config
+
+
+def train(cfg: Config, callbacks: list | None = None) -> dict:
+    from axo.data.preference import prepare_preference, template_of
+    from axo.data.templates import BUILTIN
+    from axo.model.adapters import apply_adapter
+    from axo.model.loader import load_model
+    from axo.model.patches import apply_patches
+    from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
+    from axo.model.tokenizer import load_tokenizer
+    from axo.train.args import to_tracker_env
+    from axo.train.callbacks import LineProgress
+    from axo.train.sft import save_config
+
+    # Preflight
+    precision, tf32 = resolve_precision(cfg.model), resolve_tf32(cfg.model)
+    check_backends(cfg)
+    trainer_cls, to_config = method(cfg)
+
+    # Data: rows in TRL's conversational format; TRL renders them with the tokenizer's template.
+    tokenizer = load_tokenizer(cfg)
+    implied = template_of(cfg.data.datasets[0])
+    if not cfg.data.template_name and implied:
+        tokenizer.chat_template = BUILTIN[implied]
+    if tokenizer.chat_template is None and cfg.model.task != "sequence_classification":
+        raise AxoError("preference rows are conversations and the tokenizer has no chat template: set "
+                       "`chat_template` (e.g. chatml).")
+    train_rows, eval_rows = prepare_preference(cfg, tokenizer)
+
+    # Model and reference: with an adapter, TRL's reference is the model with the adapter switched
+    # off; with precompute_ref_log_probs it is needed only before training. Otherwise a frozen copy.
+    model = load_model(cfg, precision, tokenizer)
+    apply_patches(model, cfg)
+    model = apply_adapter(model, cfg)
+    needs_copy = cfg.rl.rl in ("dpo", "ipo", "kto") and not cfg.lora.adapter and not cfg.rl.precompute_ref_log_probs
+    extra = {"ref_model": _frozen(load_model(cfg, precision, tokenizer))} if needs_copy else {}
+
+    os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
+    trainer = trainer_cls(
+        model=model,
+        args=to_config(cfg, precision, has_eval=eval_rows is not None, tf32=tf32),
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        **extra,
+    )
+    _quiet_default_progress(trainer)
+    trainer.add_callback(LineProgress)
+    result = trainer.train(resume_from_checkpoint=_resume(cfg))
+
+    trainer.save_model(cfg.train.output_dir)
+    save_config(cfg, cfg.train.output_dir)
+    summary = {**result.metrics, "precision": precision, "method": "reward" if cfg.rl.reward_model else cfg.rl.rl}
+    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _frozen(model):
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _quiet_default_progress(trainer) -> None:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+
+
+def _resume(cfg: Config):
+    from axo.train.checkpoints import resume_checkpoint
+
+    return resume_checkpoint(cfg.train)

@@ -1,0 +1,63 @@
+"""Config -> TRL trainer configs: one mapping function per method, each on top of the
+TrainingArguments fields every axo training shares (train/args.py)."""
+
+from axo.config import Config
+from axo.model.preflight import Precision
+from axo.train.args import training_kwargs
+
+
+def _common(cfg: Config, precision: Precision, has_eval: bool, tf32) -> dict:
+    kwargs = training_kwargs(cfg, precision, has_eval, tf32)
+    kwargs.update(max_length=cfg.data.sequence_len)
+    return kwargs
+
+
+def _set(**values) -> dict:
+    """Only what the user set, so TRL's defaults stay TRL's."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def to_dpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl import DPOConfig
+
+    r = cfg.rl
+    loss_type = r.dpo_loss_type or (["ipo"] if r.rl == "ipo" else None)
+    return DPOConfig(**_common(cfg, precision, has_eval, tf32), precompute_ref_log_probs=r.precompute_ref_log_probs,
+                     **_set(beta=r.beta, loss_type=loss_type, label_smoothing=r.dpo_label_smoothing))
+
+
+def to_kto_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl import KTOConfig
+
+    r = cfg.rl
+    return KTOConfig(**_common(cfg, precision, has_eval, tf32), precompute_ref_log_probs=r.precompute_ref_log_probs,
+                     **_set(beta=r.beta, desirable_weight=r.kto_desirable_weight,
+                            undesirable_weight=r.kto_undesirable_weight))
+
+
+def to_orpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl.experimental.orpo import ORPOConfig
+
+    r = cfg.rl
+    # ORPO's lambda (the odds-ratio weight) is TRL's `beta`; Axolotl calls it orpo_alpha
+    return ORPOConfig(**_common(cfg, precision, has_eval, tf32),
+                      **_set(beta=r.orpo_alpha or r.beta, max_completion_length=_completion_length(cfg)))
+
+
+def to_simpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl.experimental.cpo import CPOConfig
+
+    r = cfg.rl
+    return CPOConfig(**_common(cfg, precision, has_eval, tf32), loss_type="simpo",
+                     **_set(beta=r.beta, simpo_gamma=r.simpo_gamma, cpo_alpha=r.cpo_alpha,
+                            max_completion_length=_completion_length(cfg)))
+
+
+def to_reward_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl import RewardConfig
+
+    return RewardConfig(**_common(cfg, precision, has_eval, tf32))
+
+
+def _completion_length(cfg: Config) -> int | None:
+    return cfg.rl.trl.max_completion_length if cfg.rl.trl else None
