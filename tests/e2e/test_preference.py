@@ -48,3 +48,27 @@ def test_dpo_family_margin_grows(make_config, pairs, method, adapter):
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.base_model), out)
     else:
         AutoModelForCausalLM.from_pretrained(out)
+
+
+@pytest.mark.parametrize("method,metric", [("orpo", "rewards/margins"), ("simpo", "rewards/margins")])
+def test_orpo_and_simpo_margin_grows(make_config, pairs, method, metric):
+    cfg = make_config(rl=method, datasets=[{"path": str(pairs), "type": "chat_template.default"}],
+                      chat_template="chatml", max_steps=10, micro_batch_size=4, learning_rate=3e-3, sequence_len=256,
+                      adapter="lora", lora_target_linear=True)
+    train(cfg)
+    logs = [e for e in history(cfg) if metric in e]
+    assert logs[-1][metric] > logs[0][metric], [e[metric] for e in logs]
+
+
+def test_kto(make_config, pairs, tmp_path):
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    path = tmp_path / "kto.jsonl"
+    with open(path, "w") as f:
+        for r in rows:
+            for answer, label in ((r["chosen"]["content"], True), (r["rejected"]["content"], False)):
+                f.write(json.dumps({"prompt": r["messages"][0]["content"], "completion": answer, "label": label}) + "\n")
+    cfg = make_config(rl="kto", datasets=[{"path": str(path), "type": "kto"}], chat_template="chatml", max_steps=10,
+                      micro_batch_size=8, learning_rate=1e-2, sequence_len=256, adapter="lora", lora_target_linear=True)
+    train(cfg)
+    logs = [e for e in history(cfg) if "rewards/margins" in e]
+    assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"], [e["rewards/margins"] for e in logs]

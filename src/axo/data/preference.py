@@ -80,6 +80,8 @@ def prepare_preference(cfg: Config, tokenizer):
         return datasets.concatenate_datasets(parts)
 
     train = load_all(cfg.data.datasets, "datasets")
+    if cfg.data.shuffle_merged_datasets:
+        train = train.shuffle(seed=cfg.train.seed).flatten_indices()
     ev = load_all(cfg.data.test_datasets, "test_datasets") if cfg.data.test_datasets else None
     if ev is None and cfg.data.val_set_size:
         size = cfg.data.val_set_size

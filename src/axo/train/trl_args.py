@@ -30,7 +30,11 @@ def to_kto_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
     from trl import KTOConfig
 
     r = cfg.rl
-    return KTOConfig(**_common(cfg, precision, has_eval, tf32), precompute_ref_log_probs=r.precompute_ref_log_probs,
+    kwargs = _common(cfg, precision, has_eval, tf32)
+    # KTO's KL term pairs each row with its neighbours in a fixed order: TRL requires a sequential
+    # sampler (the rows were shuffled once while preparing them).
+    kwargs["train_sampling_strategy"] = "sequential"
+    return KTOConfig(**kwargs, precompute_ref_log_probs=r.precompute_ref_log_probs,
                      **_set(beta=r.beta, desirable_weight=r.kto_desirable_weight,
                             undesirable_weight=r.kto_undesirable_weight))
 
