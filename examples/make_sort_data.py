@@ -42,7 +42,21 @@ def main(out: Path = Path(__file__).parent / "data", n_train: int = 6000, n_test
         with open(out / f"sort_{name}.jsonl", "w") as f:
             for row in make_rows(n, rng, seen):
                 f.write(json.dumps(row) + "\n")
-    print(f"wrote {n_train} train and {n_test} held-out rows to {out}")
+    write_preferences(out, rng, n_pairs=1000)
+    print(f"wrote {n_train} train and {n_test} held-out rows, and preference rows, to {out}")
+
+
+def write_preferences(out: Path, rng: random.Random, n_pairs: int) -> None:
+    """Pairs for the preference examples: the chosen answer is right, the rejected one reversed
+    (wrong unless palindromic), as chat rows; and the same answers as KTO rows."""
+    rows = [r for r in make_rows(2 * n_pairs, rng, set()) if r["output"] != r["output"][::-1]][:n_pairs]
+    with open(out / "sort_pairs.jsonl", "w") as pairs, open(out / "sort_kto.jsonl", "w") as kto:
+        for r in rows:
+            wrong = " ".join(reversed(r["output"].split()))
+            pairs.write(json.dumps({"messages": [{"role": "user", "content": r["instruction"]}],
+                                    "chosen": r["output"], "rejected": wrong}) + "\n")
+            for answer, label in ((r["output"], True), (wrong, False)):
+                kto.write(json.dumps({"prompt": r["instruction"], "completion": answer, "label": label}) + "\n")
 
 
 if __name__ == "__main__":

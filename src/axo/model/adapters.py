@@ -67,7 +67,7 @@ def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     if a.lora_model_dir:
         log.info("Continuing training of the adapter in %s", a.lora_model_dir)
         return PeftModel.from_pretrained(model, a.lora_model_dir, is_trainable=True)
-    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    tied = bool(getattr(model.config, "tie_word_embeddings", False)) and model.get_output_embeddings() is not None
     return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied))
 
 

@@ -1,0 +1,65 @@
+"""Golden tokenization of each preference format, as TRL's DPO trainer receives it: where the
+prompt ends and the chosen / rejected completions (the tokens that carry the loss) begin."""
+
+import pytest
+from trl import DPOConfig, DPOTrainer
+
+from axo.data.preference import prepare_preference, template_of
+from axo.data.templates import BUILTIN
+from axo.errors import AxoError
+from axo.model.loader import load_model
+from axo.model.tokenizer import load_tokenizer
+
+CHATML_PROMPT = "<|im_start|>system\nSort.<|im_end|>\n<|im_start|>user\n3 1 2<|im_end|>\n<|im_start|>assistant\n"
+LLAMA3_PROMPT = ("<s><|start_header_id|>system<|end_header_id|>\n\nSort.<|eot_id|><|start_header_id|>user"
+                 "<|end_header_id|>\n\n3 1 2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+ROWS = {
+    "chat_template.default": {"messages": [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1 2"}],
+                              "chosen": {"role": "assistant", "content": "1 2 3"},
+                              "rejected": {"role": "assistant", "content": "3 2 1"}},
+    "chatml.intel": {"system": "Sort.", "question": "3 1 2", "chosen": "1 2 3", "rejected": "3 2 1"},
+    "chatml.prompt_pairs": {"system": "Sort.", "prompt": "3 1 2", "chosen": "1 2 3", "rejected": "3 2 1"},
+    "chatml.argilla": {"system": "Sort.", "instruction": "3 1 2", "chosen_response": "1 2 3",
+                       "rejected_response": "3 2 1"},
+    "llama3.prompt_pairs": {"system": "Sort.", "prompt": "3 1 2", "chosen": "1 2 3", "rejected": "3 2 1"},
+}
+
+
+def tokenized(make_config, tmp_path, ds_type, row, **keys):
+    import json
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    top = {} if template_of_type(ds_type) else {"chat_template": "chatml"}
+    cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": ds_type, **keys}], **top)
+    tokenizer = load_tokenizer(cfg)
+    tokenizer.chat_template = tokenizer.chat_template or BUILTIN[template_of(cfg.data.datasets[0])]
+    train, _ = prepare_preference(cfg, tokenizer)
+    trainer = DPOTrainer(model=load_model(cfg, "fp32", tokenizer), ref_model=load_model(cfg, "fp32", tokenizer),
+                         args=DPOConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True),
+                         train_dataset=train, processing_class=tokenizer)
+    first = trainer.train_dataset[0]
+    return [tokenizer.decode(first[k]) for k in ("prompt_ids", "chosen_ids", "rejected_ids")]
+
+
+def template_of_type(ds_type: str) -> bool:
+    return ds_type.split(".")[0] in ("chatml", "llama3")
+
+
+@pytest.mark.parametrize("ds_type", list(ROWS))
+def test_prompt_chosen_rejected_boundaries(make_config, tmp_path, ds_type):
+    prompt, chosen, rejected = tokenized(make_config, tmp_path, ds_type, ROWS[ds_type])
+    if ds_type.startswith("llama3"):
+        assert (prompt, chosen, rejected) == (LLAMA3_PROMPT, "1 2 3<|eot_id|>", "3 2 1<|eot_id|>")
+    else:  # the completion is the answer and its end of turn, as the template writes it
+        assert (prompt, chosen, rejected) == (CHATML_PROMPT, "1 2 3<|im_end|>\n", "3 2 1<|im_end|>\n")
+
+
+def test_field_mappings_and_bad_rows(make_config, tmp_path):
+    row = {"conv": [{"from": "human", "value": "3 1 2"}], "good": "1 2 3", "bad": "3 2 1"}
+    prompt, chosen, _ = tokenized(make_config, tmp_path, "chat_template.default", row, field_messages="conv",
+                                  field_chosen="good", field_rejected="bad",
+                                  message_property_mappings={"role": "from", "content": "value"})
+    assert prompt.endswith("user\n3 1 2<|im_end|>\n<|im_start|>assistant\n") and chosen == "1 2 3<|im_end|>\n"
+    with pytest.raises(AxoError, match=r"row 0: field 'chosen' must be the answer's text"):
+        tokenized(make_config, tmp_path, "chat_template.default", {**ROWS["chat_template.default"], "chosen": 5})
