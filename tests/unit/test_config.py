@@ -205,3 +205,27 @@ def test_quantization_keys(tmp_path):
     assert any("Mxfp4Config` is not supported by axo yet" in m for m in msgs)
     msgs = problems(write(tmp_path, BASE + "adapter: qlora\nload_in_4bit: true\nload_in_8bit: true\n"))
     assert any("`load_in_8bit`, `load_in_4bit` each quantize the base" in m for m in msgs)
+
+
+def test_preference_config_checks(tmp_path):
+    pairs = "base_model: m\ndatasets:\n  - path: p.jsonl\n    type: chat_template.default\n"
+    cfg = load(write(tmp_path, pairs + "rl: dpo\ndpo_beta: 0.2\n"))
+    assert cfg.rl.beta == 0.2  # Axolotl's dpo_beta is rl_beta
+    assert load(write(tmp_path, pairs + "rl: orpo\ntrl:\n  beta: 0.3\n")).rl.beta == 0.3
+    [msg] = problems(write(tmp_path, pairs))
+    assert "holds preference rows: set `rl:`" in msg
+    [msg] = problems(write(tmp_path, BASE + "rl: dpo\n"))
+    assert "`datasets[0].type: alpaca` is not a row format of this training" in msg
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsample_packing: true\n"))
+    assert "`sample_packing` does not apply to preference training" in msg
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsimpo_gamma: 0.5\n"))
+    assert "`simpo_gamma` do(es) nothing with rl: dpo" in msg
+    [msg] = problems(write(tmp_path, pairs.replace("chat_template.default", "bradley_terry.chat_template")
+                           + "reward_model: true\n"))
+    assert "AutoModelForSequenceClassification" in msg
+    msgs = problems(write(tmp_path, pairs + "process_reward_model: true\n"))
+    assert any("`process_reward_model`" in m and "not supported by axo yet" in m for m in msgs)
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
+    assert "Axolotl's `trl.num_generations` is not supported by axo yet" in msg
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))
+    assert "`trl.bta`" in msg and "unknown key" in msg

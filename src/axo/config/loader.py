@@ -188,7 +188,7 @@ def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
         if error["type"] == "missing":
             msg = "required key is missing; add it to the config"
         elif error["type"] == "extra_forbidden":
-            msg = "unknown key; see `axo config-schema` for valid keys"
+            msg = _extra_key(path)
         by_key.setdefault(path, [])
         if msg not in by_key[path]:
             by_key[path].append(msg)
@@ -204,6 +204,14 @@ def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
             got = "" if isinstance(value, (dict, list)) else f" (got {value!r})"  # a whole entry: too long
             out.append(f"`{dotted(path)}`{_at(path, where)}: {text}{got}")
     return out
+
+
+def _extra_key(path: tuple) -> str:
+    """A key inside a nested block (`trl:`, `special_tokens:`...) that the block does not take."""
+    block = axolotl_keys().get(str(path[0]), frozenset()) if len(path) > 1 else frozenset()
+    if path[-1] in block:
+        return f"Axolotl's `{dotted(path)}` is not supported by axo yet; remove it to train without it"
+    return "unknown key; see `axo config-schema` for valid keys"
 
 
 def _user_path(loc: tuple, raw: dict) -> tuple:

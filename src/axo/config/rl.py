@@ -30,13 +30,28 @@ class RLConfig(Area):
     precompute_ref_log_probs: bool = Field(
         False, description="Compute the reference log-probs once before training, so no reference model stays in memory."
     )
-    max_prompt_len: int | None = Field(None, gt=0, description="Longest prompt in tokens.")
     reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
 
     @model_validator(mode="after")
     def _one_method(self):
         if self.rl and self.reward_model:
             raise ValueError("`rl` and `reward_model` are different trainings; set one")
+        return self
+
+    @model_validator(mode="after")
+    def _options_fit_the_method(self):
+        """An option of another method would be silently ignored: say so instead."""
+        used_by = {
+            "dpo_loss_type": ("dpo", "ipo"), "dpo_label_smoothing": ("dpo", "ipo"), "orpo_alpha": ("orpo",),
+            "simpo_gamma": ("simpo",), "cpo_alpha": ("simpo",), "kto_desirable_weight": ("kto",),
+            "kto_undesirable_weight": ("kto",), "precompute_ref_log_probs": ("dpo", "ipo", "kto"),
+        }
+        stray = [k for k, methods in used_by.items() if getattr(self, k) not in (None, False) and self.rl not in methods]
+        if self.trl and self.trl.max_completion_length and self.rl not in ("orpo", "simpo"):
+            stray.append("trl.max_completion_length")
+        if stray:
+            raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} do(es) nothing with "
+                             f"{f'rl: {self.rl}' if self.rl else 'no `rl` method'}; remove them or change `rl`")
         return self
 
     @property
