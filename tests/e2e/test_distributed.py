@@ -18,7 +18,8 @@ def test_torchrun_two_processes_with_packing(make_config, tmp_path):
     path = tmp_path / "cfg.yml"
     path.write_text(yaml.safe_dump(cfg.to_flat()))
     torchrun = Path(sys.executable).parent / "torchrun"
-    run = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "axo", "train", str(path)],
+    # --standalone: a free rendezvous port, so parallel runs (two CI jobs) cannot collide
+    run = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "axo", "train", str(path)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
     output = run.stdout + run.stderr

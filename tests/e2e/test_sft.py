@@ -15,7 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from axo.config import validate
 from axo.data.formats import alpaca
-from axo.train.sft import CONFIG_FILE, train
+from axo.train.outputs import CONFIG_FILE
+from axo.train.sft import train
 from conftest import read_log_history
 
 LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_target_linear": True}

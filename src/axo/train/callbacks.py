@@ -1,6 +1,6 @@
 """A progress bar with one readable line per log, instead of printed dicts."""
 
-from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 SHOWN = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
 
@@ -21,3 +21,10 @@ class LineProgress(ProgressCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:
             self.training_bar.write(format_logs(logs, state.global_step, state.max_steps))
+
+
+def use_line_progress(trainer) -> None:
+    """Swap the Trainer's dict-printing progress for LineProgress (TRL trainers add a printer too)."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(LineProgress)

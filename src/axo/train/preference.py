@@ -1,10 +1,8 @@
 """Preference learning (DPO, IPO, ORPO, SimPO, KTO) and reward models through TRL: the recipe,
 top to bottom."""
 
-import json
 import logging
 import os
-from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
@@ -37,17 +35,20 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.preference import prepare_preference, template_of
     from axo.data.templates import BUILTIN
     from axo.model.adapters import apply_adapter
-    from axo.model.loader import load_model
+    from axo.model.checks import align_end_tokens
+    from axo.model.loader import load_config, load_model
     from axo.model.patches import apply_patches
     from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
     from axo.model.tokenizer import load_tokenizer
     from axo.train.args import to_tracker_env
-    from axo.train.callbacks import LineProgress
-    from axo.train.sft import save_config
+    from axo.train.callbacks import use_line_progress
+    from axo.train.checkpoints import resume_checkpoint
+    from axo.train.outputs import save_run
 
     # Preflight
     precision, tf32 = resolve_precision(cfg.model), resolve_tf32(cfg.model)
     check_backends(cfg)
+    resume = resume_checkpoint(cfg.train)
     trainer_cls, to_config = method(cfg)
 
     # Data: rows in TRL's conversational format; TRL renders them with the tokenizer's template.
@@ -62,9 +63,11 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     # Model and reference: with an adapter, TRL's reference is the model with the adapter switched
     # off; with precompute_ref_log_probs it is needed only before training. Otherwise a frozen copy.
+    vocab_before = load_config(cfg).vocab_size
     model = load_model(cfg, precision, tokenizer)
+    align_end_tokens(cfg, tokenizer, model)
     apply_patches(model, cfg)
-    model = apply_adapter(model, cfg)
+    model = apply_adapter(model, cfg, new_token_ids=range(vocab_before, len(tokenizer)))
     needs_copy = cfg.rl.rl in ("dpo", "ipo", "kto") and not cfg.lora.adapter and not cfg.rl.precompute_ref_log_probs
     extra = {"ref_model": _frozen(load_model(cfg, precision, tokenizer))} if needs_copy else {}
 
@@ -78,15 +81,11 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
         **extra,
     )
-    _quiet_default_progress(trainer)
-    trainer.add_callback(LineProgress)
-    result = trainer.train(resume_from_checkpoint=_resume(cfg))
+    use_line_progress(trainer)
+    result = trainer.train(resume_from_checkpoint=resume)
 
-    trainer.save_model(cfg.train.output_dir)
-    save_config(cfg, cfg.train.output_dir)
-    summary = {**result.metrics, "precision": precision, "method": "reward" if cfg.rl.reward_model else cfg.rl.rl}
-    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    method_name = "reward" if cfg.rl.reward_model else cfg.rl.rl
+    return save_run(trainer, cfg, {**result.metrics, "precision": precision, "method": method_name})
 
 
 def _frozen(model):
@@ -94,16 +93,3 @@ def _frozen(model):
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def _quiet_default_progress(trainer) -> None:
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
-
-
-def _resume(cfg: Config):
-    from axo.train.checkpoints import resume_checkpoint
-
-    return resume_checkpoint(cfg.train)

@@ -1,24 +1,18 @@
 """Supervised fine-tuning, full or with an adapter: the recipe, top to bottom."""
 
-import json
 import logging
 import os
-from pathlib import Path
-
-import yaml
 
 from axo.config import Config
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
-CONFIG_FILE = "axo_config.yml"
 
 
 def train(cfg: Config, callbacks: list | None = None) -> dict:
     """Run SFT as `cfg` says; `callbacks` are extra transformers TrainerCallbacks (for tools and
     benchmarks that embed axo)."""
     from transformers import Trainer
-    from transformers.trainer_callback import ProgressCallback
 
     from axo.data.collator import Collator
     from axo.data.packing import trainer_datasets
@@ -31,8 +25,9 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
     from axo.model.tokenizer import load_processor, load_tokenizer
     from axo.train.args import to_tracker_env, to_training_args
-    from axo.train.callbacks import LineProgress
+    from axo.train.callbacks import use_line_progress
     from axo.train.checkpoints import resume_checkpoint
+    from axo.train.outputs import save_run
 
     # Preflight: hardware-dependent choices, and the checkpoint to resume from.
     if cfg.model.task == "sequence_classification":
@@ -73,23 +68,10 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         optimizers=(loraplus_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(LineProgress)
+    use_line_progress(trainer)
     result = trainer.train(resume_from_checkpoint=resume)
 
-    # Outputs: the model or adapter with its tokenizer (plain transformers / peft load it),
-    # the resolved config, and a summary.
-    trainer.save_model(cfg.train.output_dir)
-    save_config(cfg, cfg.train.output_dir)
-    summary = {**result.metrics, **packing, "precision": precision, "data": data.stats}
-    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
-    log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
-    return summary
-
-
-def save_config(cfg: Config, folder: str) -> None:
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    Path(folder, CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_flat(), sort_keys=False))
+    return save_run(trainer, cfg, {**result.metrics, **packing, "precision": precision, "data": data.stats})
 
 
 def _log_parameters(model) -> None:

@@ -1,0 +1,27 @@
+"""What a finished run leaves in output_dir besides the model: the resolved config and a summary."""
+
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from axo.config import Config
+
+log = logging.getLogger("axo")
+CONFIG_FILE = "axo_config.yml"
+
+
+def save_run(trainer, cfg: Config, summary: dict) -> dict:
+    """The model or adapter with its tokenizer/processor (plain transformers / peft load them), the
+    resolved config, and run_summary.json."""
+    trainer.save_model(cfg.train.output_dir)
+    save_config(cfg, cfg.train.output_dir)
+    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
+    return summary
+
+
+def save_config(cfg: Config, folder: str) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    Path(folder, CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_flat(), sort_keys=False))
