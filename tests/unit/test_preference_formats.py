@@ -30,10 +30,11 @@ def tokenized(make_config, tmp_path, ds_type, row, **keys):
 
     path = tmp_path / "rows.jsonl"
     path.write_text(json.dumps(row) + "\n")
-    top = {} if template_of_type(ds_type) else {"chat_template": "chatml"}
+    top = {} if isinstance(ds_type, dict) or template_of_type(ds_type) else {"chat_template": "chatml"}
     cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": ds_type, **keys}], **top)
     tokenizer = load_tokenizer(cfg)
-    tokenizer.chat_template = tokenizer.chat_template or BUILTIN[template_of(cfg.data.datasets[0])]
+    implied = template_of(cfg.data.datasets[0])
+    tokenizer.chat_template = tokenizer.chat_template or (BUILTIN[implied] if implied else None)
     train, _ = prepare_preference(cfg, tokenizer)
     trainer = DPOTrainer(model=load_model(cfg, "fp32", tokenizer), ref_model=load_model(cfg, "fp32", tokenizer),
                          args=DPOConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True),
@@ -63,3 +64,23 @@ def test_field_mappings_and_bad_rows(make_config, tmp_path):
     assert prompt.endswith("user\n3 1 2<|im_end|>\n<|im_start|>assistant\n") and chosen == "1 2 3<|im_end|>\n"
     with pytest.raises(AxoError, match=r"row 0: field 'chosen' must be the answer's text"):
         tokenized(make_config, tmp_path, "chat_template.default", {**ROWS["chat_template.default"], "chosen": 5})
+
+
+def test_user_defined_preference_rows_are_plain_text(make_config, tmp_path):
+    fmt = {"field_prompt": "q", "field_chosen": "good", "field_rejected": "bad",
+           "prompt_format": "Q: {prompt}\nA: ", "chosen_format": "{chosen}", "rejected_format": "{rejected}"}
+    prompt, chosen, rejected = tokenized(make_config, tmp_path, fmt, {"q": "3 1 2", "good": "1 2 3", "bad": "3 2 1"})
+    assert (prompt, chosen, rejected) == ("<s>Q: 3 1 2\nA: ", "1 2 3</s>", "3 2 1</s>")
+
+
+def test_max_prompt_len_drops_long_prompts(make_config, tmp_path):
+    import json
+
+    path = tmp_path / "rows.jsonl"
+    long = {**ROWS["chatml.prompt_pairs"], "prompt": "9 " * 80}
+    path.write_text(json.dumps(ROWS["chatml.prompt_pairs"]) + "\n" + json.dumps(long) + "\n")
+    cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": "chatml.prompt_pairs"}], max_prompt_len=100)
+    tokenizer = load_tokenizer(cfg)
+    tokenizer.chat_template = BUILTIN["chatml"]
+    train, _ = prepare_preference(cfg, tokenizer)
+    assert len(train) == 1 and train[0]["prompt"][-1]["content"] == "3 1 2"

@@ -18,6 +18,7 @@ AXOLOTL_TYPES = (
 PREFERENCE_TYPES = (
     "chat_template.default", "chatml.intel", "chatml.prompt_pairs", "chatml.argilla",
     "llama3.intel", "llama3.prompt_pairs", "llama3.argilla", "bradley_terry.chat_template",
+    "user_defined.default",  # given as a mapping under `type:`
 )
 KTO_TYPES = ("kto",)
 EndPolicy = Literal["all", "turn", "last", "none"]
@@ -41,11 +42,23 @@ class UserDefinedFormat(Area):
     no_input_format: str = Field("{instruction}\n", description="Prompt when the input is empty.")
 
 
+class UserDefinedPreference(Area):
+    """`type:` as a mapping for preference rows (Axolotl's user_defined.default): plain text, no chat template."""
+
+    field_prompt: str = Field("prompt", description="Column with the prompt.")
+    field_system: str = Field("system", description="Column with an optional system text.")
+    field_chosen: str = Field("chosen", description="Column with the chosen answer.")
+    field_rejected: str = Field("rejected", description="Column with the rejected answer.")
+    prompt_format: str = Field("{prompt}", description="Prompt text, with `{prompt}` and `{system}`.")
+    chosen_format: str = Field("{chosen}", description="Chosen answer text, with `{chosen}`.")
+    rejected_format: str = Field("{rejected}", description="Rejected answer text, with `{rejected}`.")
+
+
 class DatasetConfig(Area):
     """One entry of `datasets:` or `test_datasets:`."""
 
     path: str = Field(description="Local file or folder, a hub dataset id, or an fsspec URI (s3://, gs://, https://).")
-    type: str | UserDefinedFormat | None = Field(
+    type: str | UserDefinedFormat | UserDefinedPreference | None = Field(
         None, description="Row format: " + ", ".join(SUPPORTED_TYPES)
         + ", or a user-defined mapping. Unset for rows that already hold input_ids.",
     )
@@ -88,7 +101,8 @@ class DatasetConfig(Area):
     @field_validator("type")
     @classmethod
     def _supported(cls, value):
-        if value is None or isinstance(value, UserDefinedFormat) or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES:
+        if value is None or isinstance(value, (UserDefinedFormat, UserDefinedPreference)) \
+                or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES:
             return value
         if value == "sharegpt":
             raise ValueError(
@@ -116,6 +130,8 @@ class DatasetConfig(Area):
     def type_name(self) -> str:
         if isinstance(self.type, UserDefinedFormat):
             return "user_defined"
+        if isinstance(self.type, UserDefinedPreference):
+            return "user_defined.default"
         return self.type or "pretokenized"
 
     @property

@@ -30,6 +30,9 @@ class RLConfig(Area):
     precompute_ref_log_probs: bool = Field(
         False, description="Compute the reference log-probs once before training, so no reference model stays in memory."
     )
+    max_prompt_len: int | None = Field(
+        None, gt=0, description="Drop (and count) rows whose prompt is longer than this many tokens."
+    )
     reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
 
     @model_validator(mode="after")

@@ -56,7 +56,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     implied = template_of(cfg.data.datasets[0])
     if not cfg.data.template_name and implied:
         tokenizer.chat_template = BUILTIN[implied]
-    if tokenizer.chat_template is None and cfg.model.task != "sequence_classification":
+    plain_text = cfg.data.datasets[0].type_name == "user_defined.default"
+    if tokenizer.chat_template is None and not plain_text:
         raise AxoError("preference rows are conversations and the tokenizer has no chat template: set "
                        "`chat_template` (e.g. chatml).")
     train_rows, eval_rows = prepare_preference(cfg, tokenizer)
