@@ -57,6 +57,11 @@ def write_preferences(out: Path, rng: random.Random, n_pairs: int) -> None:
                                     "chosen": r["output"], "rejected": wrong}) + "\n")
             for answer, label in ((r["output"], True), (wrong, False)):
                 kto.write(json.dumps({"prompt": r["instruction"], "completion": answer, "label": label}) + "\n")
+    with open(out / "sort_steps.jsonl", "w") as steps:  # process reward rows: is each step right?
+        for i, r in enumerate(rows):
+            answer = r["output"] if i % 2 == 0 else " ".join(reversed(r["output"].split()))
+            steps.write(json.dumps({"prompt": r["instruction"], "completions": ["I sort them.", answer],
+                                    "labels": [True, i % 2 == 0]}) + "\n")
 
 
 if __name__ == "__main__":

@@ -223,8 +223,13 @@ def test_preference_config_checks(tmp_path):
     [msg] = problems(write(tmp_path, pairs.replace("chat_template.default", "bradley_terry.chat_template")
                            + "reward_model: true\n"))
     assert "AutoModelForSequenceClassification" in msg
-    msgs = problems(write(tmp_path, pairs + "process_reward_model: true\n"))
-    assert any("`process_reward_model`" in m and "not supported by axo yet" in m for m in msgs)
+    [msg] = problems(write(tmp_path, pairs + "process_reward_model: true\n"))
+    assert "use stepwise_supervised" in msg
+    steps = pairs.replace("chat_template.default", "stepwise_supervised")
+    [msg] = problems(write(tmp_path, steps + "process_reward_model: true\n"))
+    assert "AutoModelForTokenClassification" in msg
+    [msg] = problems(write(tmp_path, BASE + "    step_separator: ' | '\n"))
+    assert "only apply to `type: stepwise_supervised`" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
     assert "Axolotl's `trl.num_generations` is not supported by axo yet" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))

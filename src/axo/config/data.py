@@ -21,6 +21,7 @@ PREFERENCE_TYPES = (
     "user_defined.default",  # given as a mapping under `type:`
 )
 KTO_TYPES = ("kto",)
+STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
 EndPolicy = Literal["all", "turn", "last", "none"]
 CHAT_KEYS = (
     "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
@@ -94,6 +95,9 @@ class DatasetConfig(Area):
     field_tools: str = Field("tools", description="chat_template: the column with tool definitions, if any.")
     chat_template: str | None = Field(None, description="chat_template: template for this dataset only.")
     chat_template_jinja: str | None = Field(None, description="chat_template: Jinja text for this dataset only.")
+    # stepwise_supervised (process reward models)
+    step_separator: str = Field("\n", description="stepwise_supervised: text between steps; its last token is scored.")
+    train_on_last_step_only: bool = Field(False, description="stepwise_supervised: score only the final step.")
     # preference rows
     field_chosen: str = Field("chosen", description="chat_template.default: the column with the chosen answer.")
     field_rejected: str = Field("rejected", description="chat_template.default: the column with the rejected answer.")
@@ -102,7 +106,7 @@ class DatasetConfig(Area):
     @classmethod
     def _supported(cls, value):
         if value is None or isinstance(value, (UserDefinedFormat, UserDefinedPreference)) \
-                or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES:
+                or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES:
             return value
         if value == "sharegpt":
             raise ValueError(
@@ -124,6 +128,8 @@ class DatasetConfig(Area):
                                  f"(this entry has type {self.type_name!r})")
         if self.field is not None and self.type != "completion":
             raise ValueError("`field` only applies to `type: completion`")
+        if self.type != "stepwise_supervised" and (self.step_separator != "\n" or self.train_on_last_step_only):
+            raise ValueError("`step_separator` and `train_on_last_step_only` only apply to `type: stepwise_supervised`")
         return self
 
     @property

@@ -11,6 +11,7 @@ from axo.config.base import Area
 TASKS = {
     "ForCausalLM": "causal_lm",
     "ForSequenceClassification": "sequence_classification",
+    "ForTokenClassification": "token_classification",  # process reward models
     "ForImageTextToText": "image_text_to_text",
     "ForConditionalGeneration": "image_text_to_text",  # LlavaForConditionalGeneration, ...
 }
@@ -100,7 +101,7 @@ class ModelConfig(Area):
 
     @model_validator(mode="after")
     def _labels_need_a_head(self):
-        if self.num_labels is not None and self.task != "sequence_classification":
+        if self.num_labels is not None and self.task not in ("sequence_classification", "token_classification"):
             raise ValueError("`num_labels` needs a sequence-classification `model_type`, "
                              "e.g. AutoModelForSequenceClassification")
         return self

@@ -34,11 +34,14 @@ class RLConfig(Area):
         None, gt=0, description="Drop (and count) rows whose prompt is longer than this many tokens."
     )
     reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
+    process_reward_model: bool = Field(
+        False, description="Train a process reward model (a token classifier scoring each reasoning step)."
+    )
 
     @model_validator(mode="after")
     def _one_method(self):
-        if self.rl and self.reward_model:
-            raise ValueError("`rl` and `reward_model` are different trainings; set one")
+        if sum(map(bool, (self.rl, self.reward_model, self.process_reward_model))) > 1:
+            raise ValueError("`rl`, `reward_model` and `process_reward_model` are different trainings; set one")
         return self
 
     @model_validator(mode="after")

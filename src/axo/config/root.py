@@ -59,23 +59,27 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _rows_fit_the_method(self):
-        from axo.config.data import KTO_TYPES, PREFERENCE_TYPES
+        from axo.config.data import KTO_TYPES, PREFERENCE_TYPES, STEPWISE_TYPES
 
-        wanted = (KTO_TYPES if self.rl.rl == "kto" else PREFERENCE_TYPES if self.rl.rl or self.rl.reward_model
-                  else None)
+        r = self.rl
+        wanted = (KTO_TYPES if r.rl == "kto" else STEPWISE_TYPES if r.process_reward_model
+                  else PREFERENCE_TYPES if r.rl or r.reward_model else None)
         for i, ds in enumerate(self.data.datasets or []):
             if wanted and ds.type_name not in wanted:
                 raise ValueError(f"`datasets[{i}].type: {ds.type_name}` is not a row format of this training; use "
                                  + ", ".join(wanted))
-            if not wanted and ds.type_name in PREFERENCE_TYPES + KTO_TYPES:
+            if not wanted and ds.type_name in PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES:
                 raise ValueError(f"`datasets[{i}].type: {ds.type_name}` holds preference rows: set `rl:` "
-                                 "(or `reward_model: true`)")
-        if (self.rl.rl or self.rl.reward_model) and self.data.sample_packing:
+                                 "(or `reward_model: true` / `process_reward_model: true`)")
+        if (r.rl or r.reward_model or r.process_reward_model) and self.data.sample_packing:
             raise ValueError("`sample_packing` does not apply to preference training or reward models (TRL keeps "
                              "chosen and rejected answers side by side); remove it")
-        if self.rl.reward_model and self.model.task != "sequence_classification":
+        if r.reward_model and self.model.task != "sequence_classification":
             raise ValueError("`reward_model: true` trains a scoring head: set `model_type: "
                              "AutoModelForSequenceClassification` and `num_labels: 1`")
+        if r.process_reward_model and self.model.task != "token_classification":
+            raise ValueError("`process_reward_model: true` scores every step: set `model_type: "
+                             "AutoModelForTokenClassification` and `num_labels: 2`")
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,8 @@ from axo.config.adapter import AdapterConfig
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
-PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "image_text_to_text": "CAUSAL_LM"}
+PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "token_classification": "TOKEN_CLS",
+              "image_text_to_text": "CAUSAL_LM"}
 
 
 def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), linear_names: list[str] = (),

@@ -27,7 +27,7 @@ def load_tokenizer(cfg: Config):
     if m.tokens:
         added = tokenizer.add_tokens(m.tokens)
         log.info("Added %d new tokens to the vocabulary (%d were already there)", added, len(m.tokens) - added)
-    if tokenizer.eos_token_id is None and m.task != "sequence_classification":
+    if tokenizer.eos_token_id is None and m.task == "causal_lm":
         raise AxoError(f"the tokenizer of {m.tokenizer_path!r} has no eos_token, so the model could not learn "
                        "to stop. Fix: set `special_tokens: {eos_token: ...}`.")
     if tokenizer.pad_token_id is None:
