@@ -33,16 +33,7 @@ def history(cfg) -> list[dict]:
     return read_log_history(cfg.train.output_dir)
 
 
-@pytest.mark.parametrize("method", ["dpo", "ipo"])
-@pytest.mark.parametrize("adapter", [True, False], ids=["lora", "full"])
-def test_dpo_family_margin_grows(make_config, pairs, method, adapter):
-    keys = {"adapter": "lora", "lora_target_linear": True} if adapter else {}
-    cfg = make_config(rl=method, datasets=[{"path": str(pairs), "type": "chat_template.default"}],
-                      chat_template="chatml", max_steps=10, micro_batch_size=4, learning_rate=1e-2 if adapter else 3e-3,
-                      sequence_len=256, save_steps=10, **keys)
-    train(cfg)
-    logs = [e for e in history(cfg) if "rewards/margins" in e]
-    assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"] + 0.01, [e["rewards/margins"] for e in logs]
+def assert_reloads(cfg, adapter: bool) -> None:
     out = Path(cfg.train.output_dir)
     if adapter:
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.base_model), out)
@@ -50,17 +41,27 @@ def test_dpo_family_margin_grows(make_config, pairs, method, adapter):
         AutoModelForCausalLM.from_pretrained(out)
 
 
-@pytest.mark.parametrize("method,metric", [("orpo", "rewards/margins"), ("simpo", "rewards/margins")])
-def test_orpo_and_simpo_margin_grows(make_config, pairs, method, metric):
+ADAPTER = pytest.mark.parametrize("adapter", [True, False], ids=["lora", "full"])
+
+
+def lora(adapter: bool) -> dict:
+    return {"adapter": "lora", "lora_target_linear": True} if adapter else {}
+
+
+@pytest.mark.parametrize("method", ["dpo", "ipo", "orpo", "simpo"])
+@ADAPTER
+def test_pairwise_methods_margin_grows_and_output_reloads(make_config, pairs, method, adapter):
     cfg = make_config(rl=method, datasets=[{"path": str(pairs), "type": "chat_template.default"}],
-                      chat_template="chatml", max_steps=10, micro_batch_size=4, learning_rate=3e-3, sequence_len=256,
-                      adapter="lora", lora_target_linear=True)
+                      chat_template="chatml", max_steps=10, micro_batch_size=4, sequence_len=256,
+                      learning_rate=1e-2 if adapter else 3e-3, **lora(adapter))
     train(cfg)
-    logs = [e for e in history(cfg) if metric in e]
-    assert logs[-1][metric] > logs[0][metric], [e[metric] for e in logs]
+    logs = [e for e in history(cfg) if "rewards/margins" in e]
+    assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"], [e["rewards/margins"] for e in logs]
+    assert_reloads(cfg, adapter)
 
 
-def test_kto(make_config, pairs, tmp_path):
+@ADAPTER
+def test_kto_margin_grows_and_output_reloads(make_config, pairs, tmp_path, adapter):
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     path = tmp_path / "kto.jsonl"
     with open(path, "w") as f:
@@ -68,7 +69,8 @@ def test_kto(make_config, pairs, tmp_path):
             for answer, label in ((r["chosen"]["content"], True), (r["rejected"]["content"], False)):
                 f.write(json.dumps({"prompt": r["messages"][0]["content"], "completion": answer, "label": label}) + "\n")
     cfg = make_config(rl="kto", datasets=[{"path": str(path), "type": "kto"}], chat_template="chatml", max_steps=10,
-                      micro_batch_size=8, learning_rate=1e-2, sequence_len=256, adapter="lora", lora_target_linear=True)
+                      micro_batch_size=8, sequence_len=256, learning_rate=1e-2 if adapter else 3e-3, **lora(adapter))
     train(cfg)
     logs = [e for e in history(cfg) if "rewards/margins" in e]
     assert logs[-1]["rewards/margins"] > logs[0]["rewards/margins"], [e["rewards/margins"] for e in logs]
+    assert_reloads(cfg, adapter)

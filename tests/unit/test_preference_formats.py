@@ -84,3 +84,38 @@ def test_max_prompt_len_drops_long_prompts(make_config, tmp_path):
     tokenizer.chat_template = BUILTIN["chatml"]
     train, _ = prepare_preference(cfg, tokenizer)
     assert len(train) == 1 and train[0]["prompt"][-1]["content"] == "3 1 2"
+
+
+def test_kto_and_bradley_terry_rows_as_trl_tokenizes_them(make_config, tmp_path):
+    import json
+
+    from trl import KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
+
+    kto = tmp_path / "kto.jsonl"
+    kto.write_text(json.dumps({"prompt": "3 1 2", "completion": "1 2 3", "label": True}) + "\n"
+                   + json.dumps({"prompt": "3 1 2", "completion": "3 2 1", "label": False}) + "\n")
+    cfg = make_config(rl="kto", chat_template="chatml", datasets=[{"path": str(kto), "type": "kto"}])
+    tokenizer = load_tokenizer(cfg)
+    train, _ = prepare_preference(cfg, tokenizer)
+    trainer = KTOTrainer(model=load_model(cfg, "fp32", tokenizer), ref_model=load_model(cfg, "fp32", tokenizer),
+                         args=KTOConfig(output_dir=str(tmp_path / "k"), report_to="none", use_cpu=True,
+                                        train_sampling_strategy="sequential"),
+                         train_dataset=train, processing_class=tokenizer)
+    good = next(r for r in trainer.train_dataset if r["label"])
+    assert tokenizer.decode(good["prompt_ids"]) == "<|im_start|>user\n3 1 2<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.decode(good["completion_ids"]) == "1 2 3<|im_end|>\n"  # the tokens KTO's loss reads
+
+    pairs = tmp_path / "bt.jsonl"
+    pairs.write_text(json.dumps({"messages": [{"role": "user", "content": "3 1 2"}], "chosen": "1 2 3",
+                                 "rejected": "3 2 1"}) + "\n")
+    cfg = make_config(reward_model=True, model_type="AutoModelForSequenceClassification", num_labels=1,
+                      chat_template="chatml", datasets=[{"path": str(pairs), "type": "bradley_terry.chat_template"}])
+    tokenizer = load_tokenizer(cfg)
+    train, _ = prepare_preference(cfg, tokenizer)
+    trainer = RewardTrainer(model=load_model(cfg, "fp32", tokenizer), train_dataset=train, processing_class=tokenizer,
+                            args=RewardConfig(output_dir=str(tmp_path / "r"), report_to="none", use_cpu=True))
+    row = trainer.train_dataset[0]
+    prompt = "<|im_start|>user\n3 1 2<|im_end|>\n<|im_start|>assistant\n"
+    # whole conversations; the score is read at the last token of each
+    assert tokenizer.decode(row["chosen_ids"]) == prompt + "1 2 3<|im_end|>\n"
+    assert tokenizer.decode(row["rejected_ids"]) == prompt + "3 2 1<|im_end|>\n"
