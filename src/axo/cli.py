@@ -27,7 +27,9 @@ def _load(config: str, ctx: typer.Context):
 def train(ctx: typer.Context, config: str = CONFIG):
     """Train as the config says. Extra `--key value` pairs override config keys."""
     cfg = _load(config, ctx)
-    if cfg.rl.process_reward_model:
+    if cfg.rl.rl == "grpo":
+        from axo.train.grpo import train as run
+    elif cfg.rl.process_reward_model:
         from axo.train.process_reward import train as run
     elif cfg.rl.rl or cfg.rl.reward_model:
         from axo.train.preference import train as run

@@ -230,7 +230,9 @@ def test_preference_config_checks(tmp_path):
     assert "AutoModelForTokenClassification" in msg
     [msg] = problems(write(tmp_path, BASE + "    step_separator: ' | '\n"))
     assert "only apply to `type: stepwise_supervised`" in msg
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  rollout_func: x\n"))
+    assert "Axolotl's `trl.rollout_func` is not supported by axo yet" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
-    assert "Axolotl's `trl.num_generations` is not supported by axo yet" in msg
+    assert "`trl.num_generations` do(es) nothing with rl: dpo" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))
     assert "`trl.bta`" in msg and "unknown key" in msg

@@ -1,5 +1,6 @@
 """Where the training data comes from and how it is turned into tokens and labels."""
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -23,6 +24,7 @@ PREFERENCE_TYPES = (
 KTO_TYPES = ("kto",)
 STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
 EndPolicy = Literal["all", "turn", "last", "none"]
+TRANSFORM = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")  # a dotted path to a row transform
 CHAT_KEYS = (
     "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
     "train_on_eot", "message_field_training", "drop_system_message", "field_tools",
@@ -114,6 +116,8 @@ class DatasetConfig(Area):
                 "`field_messages: conversations`, `message_property_mappings: {role: from, content: value}` "
                 "and `roles: {user: [human], assistant: [gpt]}`"
             )
+        if TRANSFORM.match(value) and value.split(".")[0] not in ("chat_template", "chatml", "llama3", "alpaca"):
+            return value  # my_module.transform: checked (imported) when the config loads
         if value.split(".")[0] in AXOLOTL_TYPES:
             raise ValueError(f"dataset type {value!r} is not supported yet; supported: " + ", ".join(SUPPORTED_TYPES))
         raise ValueError(f"unknown dataset type {value!r}; supported: " + ", ".join(SUPPORTED_TYPES))
@@ -131,6 +135,11 @@ class DatasetConfig(Area):
         if self.type != "stepwise_supervised" and (self.step_separator != "\n" or self.train_on_last_step_only):
             raise ValueError("`step_separator` and `train_on_last_step_only` only apply to `type: stepwise_supervised`")
         return self
+
+    @property
+    def is_transform(self) -> bool:
+        return isinstance(self.type, str) and bool(TRANSFORM.match(self.type)) and self.type not in (
+            SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES) and not self.type.startswith("alpaca")
 
     @property
     def type_name(self) -> str:

@@ -32,7 +32,14 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a mapping of `key: value` lines"], source=str(path))
     apply_overrides(raw, where, list(overrides), str(path))
-    return validate(raw, where, source=str(path))
+    cfg = validate(raw, where, source=str(path))
+    from axo.config.user_code import check_user_code, make_importable
+
+    make_importable(path.parent)
+    problems = check_user_code(cfg)
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return cfg
 
 
 def parse_yaml(text: str) -> tuple[Any, Where]:

@@ -6,14 +6,36 @@ from pydantic import Field, model_validator
 
 from axo.config.base import Area
 
-Method = Literal["dpo", "ipo", "orpo", "kto", "simpo"]
+Method = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
 
 
 class TRLOptions(Area):
-    """The `trl:` block (the keys preference methods use; GRPO's come with GRPO)."""
+    """The `trl:` block."""
 
-    beta: float | None = Field(None, gt=0, description="Strength of the preference loss (same as rl_beta).")
-    max_completion_length: int | None = Field(None, gt=0, description="Longest chosen/rejected completion.")
+    beta: float | None = Field(None, ge=0, description="Strength of the preference loss, or GRPO's KL weight.")
+    max_completion_length: int | None = Field(None, gt=0, description="Longest completion (ORPO, SimPO, GRPO).")
+    # GRPO
+    reward_funcs: list[str] | None = Field(
+        None, description="GRPO: dotted paths to reward functions, f(prompts, completions, **columns) -> list[float], "
+        "in a module next to the config or installed.")
+    reward_weights: list[float] | None = Field(None, description="GRPO: weight of each reward function.")
+    num_generations: int | None = Field(None, ge=2, description="GRPO: completions sampled per prompt.")
+    temperature: float | None = Field(None, gt=0, description="GRPO: sampling temperature.")
+    epsilon: float | None = Field(None, gt=0, description="GRPO: clipping range of the policy ratio.")
+    loss_type: str | None = Field(None, description="GRPO: grpo, dr_grpo, dapo, bnpo... as TRL offers them.")
+    scale_rewards: bool | Literal["group", "batch", "none"] | None = Field(None, description="GRPO: reward scaling.")
+    mask_truncated_completions: bool | None = Field(None, description="GRPO: no loss on cut-off completions.")
+    log_completions: bool | None = Field(None, description="GRPO: log sampled completions.")
+    use_vllm: bool = Field(False, description="GRPO: generate with vLLM (GPU; `axo vllm-serve` for server mode).")
+    vllm_mode: Literal["server", "colocate"] | None = Field(None, description="GRPO: vLLM in its own server or in-process.")
+    vllm_server_host: str | None = Field(None, description="GRPO: host of `axo vllm-serve`.")
+    vllm_server_port: int | None = Field(None, description="GRPO: port of `axo vllm-serve`.")
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs or []):
+            raise ValueError("`trl.reward_weights` needs one weight per `trl.reward_funcs` entry")
+        return self
 
 
 class RLConfig(Area):
@@ -53,8 +75,14 @@ class RLConfig(Area):
             "kto_undesirable_weight": ("kto",), "precompute_ref_log_probs": ("dpo", "ipo", "kto"),
         }
         stray = [k for k, methods in used_by.items() if getattr(self, k) not in (None, False) and self.rl not in methods]
-        if self.trl and self.trl.max_completion_length and self.rl not in ("orpo", "simpo"):
+        if self.trl and self.trl.max_completion_length and self.rl not in ("orpo", "simpo", "grpo"):
             stray.append("trl.max_completion_length")
+        grpo_only = ("reward_funcs", "reward_weights", "num_generations", "temperature", "epsilon", "loss_type",
+                     "scale_rewards", "mask_truncated_completions", "log_completions", "use_vllm", "vllm_mode")
+        if self.trl and self.rl != "grpo":
+            stray += [f"trl.{k}" for k in grpo_only if getattr(self.trl, k) not in (None, False)]
+        if self.rl == "grpo" and not (self.trl and self.trl.reward_funcs):
+            raise ValueError("`rl: grpo` needs reward functions: set `trl.reward_funcs: [my_rewards.correct]`")
         if stray:
             raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} do(es) nothing with "
                              f"{f'rl: {self.rl}' if self.rl else 'no `rl` method'}; remove them or change `rl`")

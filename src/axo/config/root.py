@@ -65,6 +65,13 @@ class Config(BaseModel):
         wanted = (KTO_TYPES if r.rl == "kto" else STEPWISE_TYPES if r.process_reward_model
                   else PREFERENCE_TYPES if r.rl or r.reward_model else None)
         for i, ds in enumerate(self.data.datasets or []):
+            if r.rl == "grpo":
+                if not (ds.is_transform or ds.type == "chat_template"):
+                    raise ValueError(f"`datasets[{i}].type`: GRPO reads prompts through a transform "
+                                     "(`type: my_module.transform`) or `type: chat_template`")
+                continue
+            if ds.is_transform:
+                raise ValueError(f"`datasets[{i}].type: {ds.type}` is a row transform; transforms feed `rl: grpo`")
             if wanted and ds.type_name not in wanted:
                 raise ValueError(f"`datasets[{i}].type: {ds.type_name}` is not a row format of this training; use "
                                  + ", ".join(wanted))

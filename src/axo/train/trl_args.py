@@ -65,3 +65,16 @@ def to_reward_config(cfg: Config, precision: Precision, has_eval: bool, tf32=Non
 
 def _completion_length(cfg: Config) -> int | None:
     return cfg.rl.trl.max_completion_length if cfg.rl.trl else None
+
+
+def to_grpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl import GRPOConfig
+
+    o = cfg.rl.trl
+    kwargs = training_kwargs(cfg, precision, has_eval, tf32)
+    return GRPOConfig(**kwargs, use_vllm=o.use_vllm, **_set(
+        beta=o.beta if o.beta is not None else cfg.rl.rl_beta, max_completion_length=o.max_completion_length,
+        num_generations=o.num_generations, temperature=o.temperature, epsilon=o.epsilon, loss_type=o.loss_type,
+        scale_rewards=o.scale_rewards, mask_truncated_completions=o.mask_truncated_completions,
+        log_completions=o.log_completions, reward_weights=o.reward_weights, vllm_mode=o.vllm_mode,
+        vllm_server_host=o.vllm_server_host, vllm_server_port=o.vllm_server_port))

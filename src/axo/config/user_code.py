@@ -1,0 +1,65 @@
+"""The user's own Python named in a config (GRPO reward functions, row transforms), imported and
+checked when the config loads, before any model: a typo costs seconds, not a model load."""
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def resolve(dotted: str) -> Callable:
+    """`package.module.function` -> the function (modules next to the config are importable)."""
+    module_name, _, name = dotted.rpartition(".")
+    module = importlib.import_module(module_name)
+    return getattr(module, name)
+
+
+def make_importable(config_dir: Path) -> None:
+    """Modules sitting next to the config import like installed ones."""
+    folder = str(config_dir.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def check_user_code(cfg) -> list[str]:
+    problems = []
+    funcs = (cfg.rl.trl.reward_funcs if cfg.rl.trl else None) or []
+    for i, dotted in enumerate(funcs):
+        problems += _check(dotted, f"trl.reward_funcs[{i}]", _is_reward_function,
+                           "a reward function takes (completions, **kwargs) and returns one float per completion")
+    for i, ds in enumerate(cfg.data.datasets or []):
+        if ds.is_transform:
+            problems += _check(ds.type, f"datasets[{i}].type", _is_transform,
+                               "a transform takes one row (a dict) and returns a dict with `prompt`")
+    return problems
+
+
+def _check(dotted: str, key: str, valid, shape: str) -> list[str]:
+    try:
+        func = resolve(dotted)
+    except (ImportError, AttributeError, ValueError) as err:
+        return [f"`{key}`: cannot import {dotted!r} ({type(err).__name__}: {err}). Fix: put the module next to "
+                "the config or install it, and check the name."]
+    if not callable(func) or not valid(func):
+        return [f"`{key}`: {dotted!r} has the wrong signature {_signature(func)}; {shape}."]
+    return []
+
+
+def _is_reward_function(func) -> bool:
+    """TRL calls it with keywords: prompts, completions, completion_ids and the row's columns, so it
+    must take **kwargs."""
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(func).parameters.values())
+
+
+def _is_transform(func) -> bool:
+    positional = [p for p in inspect.signature(func).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 1
+
+
+def _signature(func) -> str:
+    try:
+        return str(inspect.signature(func))
+    except (TypeError, ValueError):
+        return "(unknown)"

@@ -1,0 +1,61 @@
+"""GRPO's config: reward functions and transforms are imported and checked when the config loads
+(before any model), and the TRL mapping carries the rollout, loss and vLLM options."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from axo.config import load
+from axo.errors import ConfigError
+from axo.train.trl_args import to_grpo_config
+
+USER_CODE = Path(__file__).parents[1] / "fixtures" / "user_code"
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def write(text: str) -> Path:
+    path = Path("cfg.yml")  # next to sort_rewards.py, which then imports like an installed module
+    path.write_text(text)
+    return path
+
+
+GRPO = ("base_model: m\nrl: grpo\ndatasets:\n  - path: d.jsonl\n    type: sort_rewards.to_prompt\n"
+        "trl:\n  reward_funcs: [{funcs}]\n")
+
+
+def test_reward_functions_import_when_the_config_loads():
+    cfg = load(write(GRPO.format(funcs="sort_rewards.exact")))
+    assert cfg.rl.trl.reward_funcs == ["sort_rewards.exact"]
+    with pytest.raises(ConfigError) as err:
+        load(write(GRPO.format(funcs="sort_rewards.nope, missing_module.f, sort_rewards.no_kwargs")))
+    problems = "\n".join(err.value.problems)
+    assert "`trl.reward_funcs[0]`: cannot import 'sort_rewards.nope'" in problems
+    assert "`trl.reward_funcs[1]`: cannot import 'missing_module.f'" in problems
+    assert "`trl.reward_funcs[2]`: 'sort_rewards.no_kwargs' has the wrong signature (completions)" in problems
+
+
+def test_grpo_needs_reward_functions_and_prompt_rows():
+    with pytest.raises(ConfigError, match="`rl: grpo` needs reward functions"):
+        load(write("base_model: m\nrl: grpo\ndatasets:\n  - path: d.jsonl\n    type: sort_rewards.to_prompt\n"))
+    with pytest.raises(ConfigError, match="GRPO reads prompts through a transform"):
+        load(write(GRPO.format(funcs="sort_rewards.exact").replace("sort_rewards.to_prompt", "alpaca")))
+
+
+def test_grpo_mapping_carries_rollout_loss_and_vllm_options():
+    text = GRPO.format(funcs="sort_rewards.exact") + (
+        "  num_generations: 4\n  max_completion_length: 16\n  temperature: 0.7\n  beta: 0.0\n  epsilon: 0.3\n"
+        "  loss_type: dr_grpo\n  scale_rewards: batch\n  mask_truncated_completions: true\n  log_completions: true\n"
+        "  use_vllm: true\n  vllm_mode: server\n  vllm_server_port: 8123\nmicro_batch_size: 4\n")
+    args = to_grpo_config(load(write(text)), "fp32", has_eval=False)
+    assert (args.num_generations, args.max_completion_length, args.temperature, args.beta, args.epsilon) == \
+        (4, 16, 0.7, 0.0, 0.3)
+    assert (args.loss_type, args.scale_rewards, args.mask_truncated_completions) == ("dr_grpo", "batch", True)
+    assert (args.use_vllm, args.vllm_mode, args.vllm_server_port) == (True, "server", 8123)
