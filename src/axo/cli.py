@@ -125,6 +125,25 @@ def evaluate(
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
+@app.command("vllm-serve", context_settings=OVERRIDES)
+def vllm_serve(ctx: typer.Context, config: str = CONFIG):
+    """Serve the config's model with vLLM for GRPO's `vllm_mode: server` (GPU; wraps `trl vllm-serve`)."""
+    import importlib.util
+    import subprocess
+
+    cfg = _load(config, ctx)
+    if importlib.util.find_spec("vllm") is None:
+        raise AxoError("`axo vllm-serve` needs vLLM on a GPU machine (`pip install vllm`); it is not installed here. "
+                       "Without it GRPO generates with the training model (leave `trl.use_vllm` off).")
+    options = cfg.rl.trl
+    command = ["trl", "vllm-serve", "--model", cfg.model.base_model]
+    if options and options.vllm_server_port:
+        command += ["--port", str(options.vllm_server_port)]
+    if options and options.vllm_server_host:
+        command += ["--host", options.vllm_server_host]
+    sys.exit(subprocess.call(command))
+
+
 def main():
     from axo.logs import setup_logging
 

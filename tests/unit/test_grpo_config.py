@@ -59,3 +59,15 @@ def test_grpo_mapping_carries_rollout_loss_and_vllm_options():
         (4, 16, 0.7, 0.0, 0.3)
     assert (args.loss_type, args.scale_rewards, args.mask_truncated_completions) == ("dr_grpo", "batch", True)
     assert (args.use_vllm, args.vllm_mode, args.vllm_server_port) == (True, "server", 8123)
+
+
+def test_vllm_serve_without_vllm_is_a_clear_error():
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: the GPU path is for a GPU session")
+    path = write(GRPO.format(funcs="sort_rewards.exact"))
+    run = subprocess.run([sys.executable, "-m", "axo", "vllm-serve", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "needs vLLM" in run.stderr and "Traceback" not in run.stderr

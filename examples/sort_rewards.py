@@ -1,0 +1,13 @@
+"""Reward function and prompt transform for examples/grpo.yml (imported by dotted path: a module next
+to the config imports like an installed one)."""
+
+
+def exact(completions, answer, **kwargs):
+    """1.0 when the completion is exactly the expected answer."""
+    return [1.0 if c.split("</s>")[0].strip() == a else 0.0 for c, a in zip(completions, answer)]
+
+
+def to_prompt(row):
+    from axo.data.formats.alpaca import build_prompt
+
+    return {"prompt": build_prompt(row["instruction"]), "answer": row["output"]}
