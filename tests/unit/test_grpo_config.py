@@ -71,3 +71,19 @@ def test_vllm_serve_without_vllm_is_a_clear_error():
     path = write(GRPO.format(funcs="sort_rewards.exact"))
     run = subprocess.run([sys.executable, "-m", "axo", "vllm-serve", str(path)], capture_output=True, text=True)
     assert run.returncode == 2 and "needs vLLM" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_chat_template_prompt_mapping(make_config, tmp_path):
+    import json
+
+    from axo.data.prompts import prepare_prompts
+    from axo.model.tokenizer import load_tokenizer
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1"},
+                                             {"role": "assistant", "content": "1 3"}], "answer": "1 3"}) + "\n")
+    cfg = make_config(rl="grpo", trl={"reward_funcs": ["sort_rewards.exact"]}, chat_template="chatml",
+                      datasets=[{"path": str(path), "type": "chat_template"}])
+    [row] = prepare_prompts(cfg, load_tokenizer(cfg))
+    assert row["prompt"] == [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1"}]
+    assert row["answer"] == "1 3"  # other columns reach the reward functions
