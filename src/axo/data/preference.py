@@ -100,9 +100,9 @@ def prepare_preference(cfg: Config, tokenizer):
         train = train.shuffle(seed=cfg.train.seed).flatten_indices()
     ev = load_all(cfg.data.test_datasets, "test_datasets") if cfg.data.test_datasets else None
     if ev is None and cfg.data.val_set_size:
-        size = cfg.data.val_set_size
-        split = train.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
-        train, ev = split["train"], split["test"]
+        from axo.data.prepare import split_eval
+
+        train, ev = split_eval(train, cfg)
     return train, ev
 
 

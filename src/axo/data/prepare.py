@@ -40,6 +40,13 @@ def prepare(cfg: Config, tokenizer) -> Prepared:
     return prepare_tokenized(cfg, tokenizer)
 
 
+def split_eval(rows, cfg: Config):
+    """(train, eval): `val_set_size` rows (a fraction below 1, a count from 1) held out, seeded."""
+    size = cfg.data.val_set_size
+    parts = rows.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
+    return parts["train"], parts["test"]
+
+
 def prepare_raw(cfg: Config) -> Prepared:
     """Rows as they are, for image-text-to-text models: their processor tokenizes at batching time."""
     import datasets
@@ -56,9 +63,7 @@ def prepare_raw(cfg: Config) -> Prepared:
         ev, eval_stats = load_all(cfg.data.test_datasets, "test_datasets")
         stats += eval_stats
     elif cfg.data.val_set_size:
-        size = cfg.data.val_set_size
-        parts = train.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
-        train, ev = parts["train"], parts["test"]
+        train, ev = split_eval(train, cfg)
     return Prepared(train, ev, stats)
 
 
@@ -96,9 +101,7 @@ def _build(cfg: Config, tokenizer, train: bool) -> tuple[dict, list[dict]]:
         splits["eval"], eval_stats = _tokenize_all(cfg.data.test_datasets, "test_datasets", cfg, tokenizer)
         stats += eval_stats
     elif train and cfg.data.val_set_size:
-        size = cfg.data.val_set_size
-        parts = splits["train"].train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
-        splits["train"], splits["eval"] = parts["train"], parts["test"]
+        splits["train"], splits["eval"] = split_eval(splits["train"], cfg)
     if cfg.data.dataset_exact_deduplication:
         splits = _deduplicate(splits, stats)
     for name, split in splits.items():
