@@ -2,7 +2,6 @@
 top to bottom."""
 
 import logging
-import os
 
 from axo.config import Config
 from axo.errors import AxoError
@@ -34,21 +33,15 @@ def method(cfg: Config):
 def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.preference import prepare_preference, template_of
     from axo.data.templates import BUILTIN
-    from axo.model.adapters import apply_adapter
-    from axo.model.checks import align_end_tokens
-    from axo.model.loader import load_config, load_model
-    from axo.model.patches import apply_patches
-    from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
+    from axo.model.build import trainable_model
+    from axo.model.loader import load_model
     from axo.model.tokenizer import load_tokenizer
-    from axo.train.args import to_tracker_env
     from axo.train.callbacks import use_line_progress
-    from axo.train.checkpoints import resume_checkpoint
     from axo.train.outputs import save_run
+    from axo.train.setup import start_run
 
     # Preflight
-    precision, tf32 = resolve_precision(cfg.model), resolve_tf32(cfg.model)
-    check_backends(cfg)
-    resume = resume_checkpoint(cfg.train)
+    run = start_run(cfg)
     trainer_cls, to_config = method(cfg)
 
     # Data: rows in TRL's conversational format; TRL renders them with the tokenizer's template.
@@ -64,18 +57,13 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     # Model and reference: with an adapter, TRL's reference is the model with the adapter switched
     # off; with precompute_ref_log_probs it is needed only before training. Otherwise a frozen copy.
-    vocab_before = load_config(cfg).vocab_size
-    model = load_model(cfg, precision, tokenizer)
-    align_end_tokens(cfg, tokenizer, model)
-    apply_patches(model, cfg)
-    model = apply_adapter(model, cfg, new_token_ids=range(vocab_before, len(tokenizer)))
+    model = trainable_model(cfg, run.precision, tokenizer)
     needs_copy = cfg.rl.rl in ("dpo", "ipo", "kto") and not cfg.lora.adapter and not cfg.rl.precompute_ref_log_probs
-    extra = {"ref_model": _frozen(load_model(cfg, precision, tokenizer))} if needs_copy else {}
+    extra = {"ref_model": _frozen(load_model(cfg, run.precision, tokenizer))} if needs_copy else {}
 
-    os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     trainer = trainer_cls(
         model=model,
-        args=to_config(cfg, precision, has_eval=eval_rows is not None, tf32=tf32),
+        args=to_config(cfg, run.precision, has_eval=eval_rows is not None, tf32=run.tf32),
         train_dataset=train_rows,
         eval_dataset=eval_rows,
         processing_class=tokenizer,
@@ -83,10 +71,10 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         **extra,
     )
     use_line_progress(trainer)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = trainer.train(resume_from_checkpoint=run.resume)
 
     method_name = "reward" if cfg.rl.reward_model else cfg.rl.rl
-    return save_run(trainer, cfg, {**result.metrics, "precision": precision, "method": method_name})
+    return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": method_name})
 
 
 def _frozen(model):

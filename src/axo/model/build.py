@@ -1,0 +1,28 @@
+"""The model a recipe trains, assembled the same way for every method."""
+
+import logging
+
+from axo.config import Config
+
+log = logging.getLogger("axo")
+
+
+def trainable_model(cfg: Config, precision, tokenizer):
+    """Loaded (with new token rows), stopping where the chat template ends turns, patched, and
+    wrapped in its adapter, whose trainable rows include the added tokens'."""
+    from axo.model.adapters import apply_adapter
+    from axo.model.checks import align_end_tokens
+    from axo.model.loader import load_config, load_model
+    from axo.model.patches import apply_patches
+
+    config = load_config(cfg)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab_before = text.vocab_size
+    model = load_model(cfg, precision, tokenizer)
+    align_end_tokens(cfg, tokenizer, model)
+    apply_patches(model, cfg)
+    model = apply_adapter(model, cfg, new_token_ids=range(vocab_before, len(tokenizer)))
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("Parameters: %s trainable of %s (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1))
+    return model

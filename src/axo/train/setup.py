@@ -1,0 +1,25 @@
+"""What every recipe does before data and model: hardware-dependent choices, backend checks, the
+checkpoint to resume from, and the trackers' environment."""
+
+import os
+from dataclasses import dataclass
+
+from axo.config import Config
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    precision: str
+    tf32: bool | None
+    resume: str | None
+
+
+def start_run(cfg: Config) -> RunSetup:
+    from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
+    from axo.train.args import to_tracker_env
+    from axo.train.checkpoints import resume_checkpoint
+
+    setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume_checkpoint(cfg.train))
+    check_backends(cfg)
+    os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
+    return setup
