@@ -110,6 +110,18 @@ def merge_lora(ctx: typer.Context, config: str = CONFIG,
 
 
 @app.command(context_settings=OVERRIDES)
+def quantize(ctx: typer.Context, config: str = CONFIG,
+             model: Optional[str] = typer.Option(
+                 None, help="Model or adapter folder (default: the trained model in output_dir, else base_model).")):
+    """Quantize the trained model with torchao (`quantization:` block, else `qat:`); writes
+    output_dir/quantized, which loads with plain transformers."""
+    from axo.export.quantize import quantize_model
+
+    out = quantize_model(_load(config, ctx), model)
+    typer.echo(f"quantized model written to {out}")
+
+
+@app.command(context_settings=OVERRIDES)
 def evaluate(
     ctx: typer.Context,
     config: str = CONFIG,

@@ -218,6 +218,9 @@ def _extra_key(path: tuple) -> str:
     block = axolotl_keys().get(str(path[0]), frozenset()) if len(path) > 1 else frozenset()
     if path[-1] in block:
         return f"Axolotl's `{dotted(path)}` is not supported by axo yet; remove it to train without it"
+    close = difflib.get_close_matches(str(path[-1]), sorted(block), n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean `{close[0]}`?"
     return "unknown key; see `axo config-schema` for valid keys"
 
 

@@ -1,13 +1,47 @@
-"""Loading the base model's weights quantized: bitsandbytes (QLoRA, 8-bit LoRA) or torchao
-weight-only, for LoRA on a smaller base."""
+"""Quantization: loading the base model's weights quantized (bitsandbytes for QLoRA and 8-bit
+LoRA, or torchao weight-only), training for a quantized deployment (`qat:`), and writing a
+quantized copy of the trained model (`quantization:`)."""
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from axo.config.base import Area
 
 TORCHAO_WEIGHTS = ("int8", "int4")
+# Axolotl's other torchao dtypes need GPU kernels (float8) or prototype formats (nvfp4, mxfp4).
+LATER_DTYPES = ("float8_e4m3fn", "nvfp4", "mxfp4", "int4wo")
+
+
+class TorchAOScheme(Area):
+    """The `quantization:` block: how the quantized copy in output_dir/quantized is made."""
+
+    weight_dtype: str = Field("int8", description="int4 or int8 weights.")
+    activation_dtype: str | None = Field(
+        None, description="int8: also quantize activations (dynamically, per token); null: weights only.")
+    group_size: int | None = Field(
+        32, ge=1, description="Weights share one scale per group of this many input columns; null: one per "
+        "output row. Must divide every quantized layer's input width.")
+    quantize_embedding: bool = Field(
+        False, description="Also quantize the input embedding (weights only) and the output head.")
+
+    @field_validator("weight_dtype", "activation_dtype")
+    @classmethod
+    def _supported_dtype(cls, value, info):
+        allowed = TORCHAO_WEIGHTS if info.field_name == "weight_dtype" else ("int8",)
+        if value is None or value in allowed:
+            return value
+        later = " (it needs kernels axo does not drive yet)" if value in LATER_DTYPES else ""
+        raise ValueError(f"{value!r} is not supported by axo{later}; use " + " or ".join(allowed)
+                         + ("" if info.field_name == "weight_dtype" else ", or null for weight-only"))
+
+
+class QATScheme(TorchAOScheme):
+    """The `qat:` block: train with the scheme's rounding simulated (fake quantization), so the
+    weights learn to survive it; the quantized copy is written at the end."""
+
+    fake_quant_after_n_steps: int | None = Field(
+        None, ge=0, description="Train this many steps in full precision before fake quantization starts.")
 
 
 class QuantizationConfig(Area):
@@ -24,6 +58,10 @@ class QuantizationConfig(Area):
         None, description="TorchAoConfig: {weight_dtype: int8 | int4, group_size: 128} (int4 needs a GPU)."
     )
 
+    qat: QATScheme | None = Field(None, description="Quantization-aware training (torchao).")
+    quantization: TorchAOScheme | None = Field(
+        None, description="Write a quantized copy of the trained model to output_dir/quantized (torchao).")
+
     @model_validator(mode="after")
     def _one_scheme(self):
         chosen = [k for k in ("load_in_8bit", "load_in_4bit") if getattr(self, k)]
@@ -39,7 +77,15 @@ class QuantizationConfig(Area):
             if unknown or kwargs.get("weight_dtype", "int8") not in TORCHAO_WEIGHTS:
                 raise ValueError("`model_quantization_config_kwargs` for TorchAoConfig take weight_dtype "
                                  "(int8 or int4) and group_size")
+        if self.qat and chosen:
+            raise ValueError(f"`qat` trains full-precision weights to survive quantization; `{chosen[0]}` "
+                             "loads them already quantized. Keep one")
         return self
+
+    @property
+    def export_scheme(self) -> TorchAOScheme | None:
+        """The scheme of output_dir/quantized: `quantization:`, else the one QAT trained for."""
+        return self.quantization or self.qat
 
     @property
     def quantized(self) -> bool:

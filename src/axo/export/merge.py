@@ -10,13 +10,21 @@ log = logging.getLogger("axo")
 
 
 def merge_lora(cfg: Config, checkpoint: str | None = None) -> Path:
+    model, tokenizer = load_merged(cfg, Path(checkpoint or cfg.train.output_dir))
+    out = Path(cfg.train.output_dir) / "merged"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def load_merged(cfg: Config, folder: Path):
+    """(model, tokenizer): the base with the adapter in `folder` folded in, in full precision."""
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     from axo.model.loader import load_model
     from axo.model.preflight import resolve_precision
 
-    folder = Path(checkpoint or cfg.train.output_dir)
     if not (folder / "adapter_config.json").exists():
         raise AxoError(f"{folder} holds no LoRA adapter (adapter_config.json). Train with "
                        "`adapter: lora` first, or pass --checkpoint to the adapter's folder.")
@@ -27,11 +35,7 @@ def merge_lora(cfg: Config, checkpoint: str | None = None) -> Path:
         # dequantized to full precision, so the merged model computes what was trained.
         dequantize_by_probing(base)
         log.info("Dequantized the quantized base model to merge in full precision")
-    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
-    out = Path(cfg.train.output_dir) / "merged"
-    merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return PeftModel.from_pretrained(base, folder).merge_and_unload(), tokenizer
 
 
 def dequantize_by_probing(model) -> None:

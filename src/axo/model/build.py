@@ -8,8 +8,10 @@ log = logging.getLogger("axo")
 
 
 def trainable_model(cfg: Config, precision, tokenizer):
-    """Loaded (with new token rows), stopping where the chat template ends turns, patched, and
-    wrapped in its adapter, whose trainable rows include the added tokens'."""
+    """Loaded (with new token rows), stopping where the chat template ends turns, fake-quantized
+    for QAT (before patches, which hold on to the output head, and before the adapter, which
+    learns around the rounded base), patched, and wrapped in its adapter, whose trainable rows
+    include the added tokens'."""
     from axo.model.adapters import apply_adapter
     from axo.model.checks import align_end_tokens
     from axo.model.loader import load_config, load_model
@@ -20,6 +22,10 @@ def trainable_model(cfg: Config, precision, tokenizer):
     vocab_before = text.vocab_size
     model = load_model(cfg, precision, tokenizer)
     align_end_tokens(cfg, tokenizer, model)
+    if cfg.quant.qat:
+        from axo.model.qat import prepare_qat
+
+        prepare_qat(model, cfg.quant.qat)
     apply_patches(model, cfg)
     model = apply_adapter(model, cfg, new_token_ids=range(vocab_before, len(tokenizer)))
     total = sum(p.numel() for p in model.parameters())

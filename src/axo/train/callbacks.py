@@ -1,6 +1,9 @@
-"""A progress bar with one readable line per log, instead of printed dicts."""
+"""The callbacks every recipe attaches: a progress bar with one readable line per log instead of
+printed dicts, and the QAT warm-up."""
 
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from axo.config import Config
 
 SHOWN = ("loss", "eval_loss", "learning_rate", "grad_norm", "epoch")
 
@@ -23,8 +26,13 @@ class LineProgress(ProgressCallback):
             self.training_bar.write(format_logs(logs, state.global_step, state.max_steps))
 
 
-def use_line_progress(trainer) -> None:
-    """Swap the Trainer's dict-printing progress for LineProgress (TRL trainers add a printer too)."""
+def attach_callbacks(trainer, cfg: Config) -> None:
+    """Swap the Trainer's dict-printing progress for LineProgress (TRL trainers add a printer too);
+    hold fake quantization back for `qat.fake_quant_after_n_steps`."""
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(LineProgress)
+    if cfg.quant.qat and cfg.quant.qat.fake_quant_after_n_steps:
+        from axo.model.qat import DelayFakeQuant
+
+        trainer.add_callback(DelayFakeQuant(cfg.quant.qat.fake_quant_after_n_steps))

@@ -15,7 +15,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.prompts import prepare_prompts
     from axo.model.build import trainable_model
     from axo.model.tokenizer import load_tokenizer
-    from axo.train.callbacks import use_line_progress
+    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
     from axo.train.setup import start_run
     from axo.train.trl_args import to_grpo_config
@@ -38,6 +38,6 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    use_line_progress(trainer)
+    attach_callbacks(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
     return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "grpo"})

@@ -14,11 +14,19 @@ CONFIG_FILE = "axo_config.yml"
 
 def save_run(trainer, cfg: Config, summary: dict) -> dict:
     """The model or adapter with its tokenizer/processor (plain transformers / peft load them), the
-    resolved config, and run_summary.json."""
+    resolved config, run_summary.json and, with `qat:` or `quantization:`, the quantized copy."""
+    if cfg.quant.qat:
+        from axo.model.qat import finish_qat
+
+        finish_qat(trainer.model)
     trainer.save_model(cfg.train.output_dir)
     save_config(cfg, cfg.train.output_dir)
-    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
     log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
+    if cfg.quant.export_scheme and trainer.is_world_process_zero():
+        from axo.export.quantize import quantize_model
+
+        summary = {**summary, "quantized": str(quantize_model(cfg))}
+    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

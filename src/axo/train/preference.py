@@ -36,7 +36,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.loader import load_model
     from axo.model.tokenizer import load_tokenizer
-    from axo.train.callbacks import use_line_progress
+    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
     from axo.train.setup import start_run
 
@@ -70,7 +70,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
         **extra,
     )
-    use_line_progress(trainer)
+    attach_callbacks(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
 
     method_name = "reward" if cfg.rl.reward_model else cfg.rl.rl

@@ -17,7 +17,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.tokenizer import load_tokenizer
     from axo.train.args import to_training_args
-    from axo.train.callbacks import use_line_progress
+    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
     from axo.train.setup import start_run
 
@@ -41,7 +41,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         compute_metrics=step_accuracy,
         callbacks=callbacks,
     )
-    use_line_progress(trainer)
+    attach_callbacks(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
     return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "process_reward"})
 
