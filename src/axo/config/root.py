@@ -9,6 +9,7 @@ from axo.config.adapter import AdapterConfig
 from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
+from axo.config.parallel import ParallelConfig
 from axo.config.quantization import QuantizationConfig
 from axo.config.rl import RLConfig
 from axo.config.training import TrainingConfig
@@ -24,6 +25,7 @@ class Config(BaseModel):
     train: TrainingConfig
     logging: LoggingConfig
     rl: RLConfig
+    parallel: ParallelConfig
 
     @model_validator(mode="after")
     def _eval_needs_data(self):
@@ -87,6 +89,14 @@ class Config(BaseModel):
         if r.process_reward_model and self.model.task != "token_classification":
             raise ValueError("`process_reward_model: true` scores every step: set `model_type: "
                              "AutoModelForTokenClassification` and `num_labels: 2`")
+        return self
+
+    @model_validator(mode="after")
+    def _one_activation_checkpointing(self):
+        p = self.parallel
+        if p.use_fsdp and p.fsdp_options.activation_checkpointing and self.train.gradient_checkpointing:
+            raise ValueError("`gradient_checkpointing` and `fsdp_config.activation_checkpointing` both recompute "
+                             "activations; under FSDP keep only `fsdp_config.activation_checkpointing`")
         return self
 
     @model_validator(mode="after")

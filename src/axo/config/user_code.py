@@ -16,10 +16,16 @@ def resolve(dotted: str) -> Callable:
 
 
 def make_importable(config_dir: Path) -> None:
-    """Modules sitting next to the config import like installed ones."""
+    """Modules sitting next to the config import like installed ones, and win over a module of
+    the same name imported earlier from elsewhere (another config's folder, in the same process)."""
     folder = str(config_dir.resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and "." not in name and (config_dir / f"{name}.py").is_file() and str(Path(file).resolve().parent) != folder:
+            del sys.modules[name]
 
 
 def check_user_code(cfg) -> list[str]:

@@ -17,6 +17,8 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
     """The TrainingArguments fields every axo training sets; TRL's configs extend the same class."""
     import torch
 
+    from axo.parallel.engines import to_parallel_kwargs
+
     t = cfg.train
     eval_every = "steps" if t.eval_steps else "epoch"
     optional = {  # only what the user set, so transformers' defaults stay transformers'
@@ -64,6 +66,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         # transformers derives packed rows' block-diagonal mask from position_ids only without a KV cache
         use_cache=False,
         save_only_model=False,  # optimizer + RNG state, so resumed runs match uninterrupted ones
+        **to_parallel_kwargs(cfg.parallel),
         **optional,
     )
 

@@ -15,9 +15,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.prompts import prepare_prompts
     from axo.model.build import trainable_model
     from axo.model.tokenizer import load_tokenizer
-    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
-    from axo.train.setup import start_run
+    from axo.train.setup import prepare_trainer, start_run
     from axo.train.trl_args import to_grpo_config
 
     # Preflight: hardware, and the reward functions (already import-checked when the config loaded)
@@ -38,6 +37,6 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    attach_callbacks(trainer, cfg)
+    prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
     return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "grpo"})

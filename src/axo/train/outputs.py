@@ -19,15 +19,31 @@ def save_run(trainer, cfg: Config, summary: dict) -> dict:
         from axo.model.qat import finish_qat
 
         finish_qat(trainer.model)
-    trainer.save_model(cfg.train.output_dir)
+    if getattr(trainer, "is_fsdp_enabled", False):
+        summary = {**summary, **_fsdp_save(trainer, cfg)}
+    else:
+        trainer.save_model(cfg.train.output_dir)
+    if not trainer.is_world_process_zero():
+        return summary
     save_config(cfg, cfg.train.output_dir)
     log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
-    if cfg.quant.export_scheme and trainer.is_world_process_zero():
+    if cfg.quant.export_scheme:
         from axo.export.quantize import quantize_model
 
         summary = {**summary, "quantized": str(quantize_model(cfg))}
     Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _fsdp_save(trainer, cfg: Config) -> dict:
+    from axo.parallel.engines import save_sharded_model, sharded_share
+
+    sharded, total = sharded_share(trainer.model)
+    log.info("FSDP2: %d of %d parameter tensors sharded across %d processes", sharded, total,
+             trainer.args.world_size)
+    final = cfg.parallel.fsdp_options.final_state_dict_type
+    save_sharded_model(trainer, final, cfg.train.output_dir)
+    return {"fsdp_sharded_parameters": sharded, "parameters": total, "final_state_dict_type": final}
 
 
 def save_config(cfg: Config, folder: str) -> None:

@@ -36,9 +36,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.loader import load_model
     from axo.model.tokenizer import load_tokenizer
-    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
-    from axo.train.setup import start_run
+    from axo.train.setup import prepare_trainer, start_run
 
     # Preflight
     run = start_run(cfg)
@@ -70,7 +69,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
         **extra,
     )
-    attach_callbacks(trainer, cfg)
+    prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
 
     method_name = "reward" if cfg.rl.reward_model else cfg.rl.rl

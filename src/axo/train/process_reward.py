@@ -17,9 +17,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.tokenizer import load_tokenizer
     from axo.train.args import to_training_args
-    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
-    from axo.train.setup import start_run
+    from axo.train.setup import prepare_trainer, start_run
 
     # Preflight
     run = start_run(cfg)
@@ -41,7 +40,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         compute_metrics=step_accuracy,
         callbacks=callbacks,
     )
-    attach_callbacks(trainer, cfg)
+    prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
     return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "process_reward"})
 

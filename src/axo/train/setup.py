@@ -16,10 +16,23 @@ class RunSetup:
 
 def start_run(cfg: Config) -> RunSetup:
     from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
+    from axo.parallel.engines import check_world_size, world_size
     from axo.train.args import to_tracker_env
     from axo.train.checkpoints import resume_checkpoint
 
     setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume_checkpoint(cfg.train))
     check_backends(cfg)
+    check_world_size(cfg.parallel, world_size())
     os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     return setup
+
+
+def prepare_trainer(trainer, cfg: Config) -> None:
+    """What every recipe does to its Trainer before training: axo's callbacks, and FSDP made real
+    on CPU (see shard_on_cpu)."""
+    from axo.parallel.engines import shard_on_cpu
+    from axo.train.callbacks import attach_callbacks
+
+    attach_callbacks(trainer, cfg)
+    if cfg.parallel.use_fsdp:
+        shard_on_cpu(trainer)

@@ -21,9 +21,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.tokenizer import load_processor, load_tokenizer
     from axo.train.args import to_training_args
-    from axo.train.callbacks import attach_callbacks
     from axo.train.outputs import save_run
-    from axo.train.setup import start_run
+    from axo.train.setup import prepare_trainer, start_run
 
     # Preflight: hardware-dependent choices, and the checkpoint to resume from.
     if cfg.model.task == "sequence_classification":
@@ -56,7 +55,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         optimizers=(loraplus_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
-    attach_callbacks(trainer, cfg)
+    prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
 
     return save_run(trainer, cfg, {**result.metrics, **packing, "precision": run.precision, "data": data.stats})
