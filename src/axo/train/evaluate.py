@@ -12,9 +12,6 @@ log = logging.getLogger("axo")
 
 def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = False,
              limit: int | None = None) -> dict:
-    import torch
-    from transformers import Trainer, TrainingArguments
-
     from axo.data.collator import Collator
     from axo.data.prepare import prepare
     from axo.model.loader import load_for_inference
@@ -26,18 +23,32 @@ def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = Fal
     rows = data.eval.select(range(min(limit, len(data.eval)))) if limit else data.eval
     log.info("Evaluating the %s on %d rows", what, len(rows))
 
-    args = TrainingArguments(
-        output_dir=cfg.train.output_dir, report_to="none", dataloader_pin_memory=torch.cuda.is_available(),
-        per_device_eval_batch_size=cfg.train.eval_batch_size or cfg.train.micro_batch_size,
-    )
-    trainer = Trainer(model=model, args=args, data_collator=Collator(tokenizer.pad_token_id))
-    loss = trainer.evaluate(rows)["eval_loss"]
+    loss = eval_loss(model, rows, Collator(tokenizer.pad_token_id),
+                     cfg.train.eval_batch_size or cfg.train.micro_batch_size)
     metrics = {"model": what, "eval_rows": len(rows), "eval_loss": loss, "perplexity": math.exp(loss)}
     if exact_match:
         if cfg.data.train_on_inputs:
             raise AxoError("--exact-match needs `train_on_inputs: false` to tell prompt from answer.")
         metrics["exact_match"] = exact_match_accuracy(model, tokenizer, rows)
     return metrics
+
+
+def eval_loss(model, rows, collator, batch_size: int) -> float:
+    """Mean loss per trained token over all rows (not a mean of batch means). A plain loop rather
+    than Trainer.evaluate, which refuses quantized models such as output_dir/quantized."""
+    import torch
+
+    total, count = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        labels = batch.pop("labels").to(model.device)
+        with torch.no_grad():
+            logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
+        targets = labels[:, 1:].reshape(-1)
+        total += torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets,
+                                                   ignore_index=IGNORE, reduction="sum").item()
+        count += int((targets != IGNORE).sum())
+    return total / max(count, 1)
 
 
 def exact_match_accuracy(model, tokenizer, rows) -> float:
