@@ -17,16 +17,53 @@ OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 CONFIG = typer.Argument(..., help="Path to the YAML config.", show_default=False)
 
 
-def _load(config: str, ctx: typer.Context):
+def _load(config: str, ctx: typer.Context, overrides: list[str] | None = None):
     from axo.config import load
 
-    return load(config, ctx.args)
+    return load(config, ctx.args if overrides is None else overrides)
+
+
+def _split_passthrough(args: list[str]) -> tuple[list[str], list[str]]:
+    """Config overrides, and the launcher's own arguments after `--`."""
+    argv = sys.argv
+    if "--" in argv:
+        tail = argv[argv.index("--") + 1:]
+        head = args[:len(args) - len(tail)] if tail and args[-len(tail):] == tail else args
+        return [a for a in head if a != "--"], tail
+    return args, []
 
 
 @app.command(context_settings=OVERRIDES)
-def train(ctx: typer.Context, config: str = CONFIG):
-    """Train as the config says. Extra `--key value` pairs override config keys."""
-    cfg = _load(config, ctx)
+def train(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    num_processes: int = typer.Option(1, "--num-processes", help="Training processes per node (e.g. GPUs)."),
+    launcher: str = typer.Option("accelerate", help="accelerate | torchrun | python (no spawning)."),
+    nnodes: int = typer.Option(1, help="Machines taking part; run the same command on each."),
+    node_rank: int = typer.Option(0, help="This machine's rank, 0 to nnodes-1."),
+    main_process_ip: Optional[str] = typer.Option(None, help="Address of the node with rank 0."),
+    main_process_port: Optional[int] = typer.Option(None, help="Rendezvous port on the rank-0 node."),
+):
+    """Train as the config says. Extra `--key value` pairs override config keys; with
+    --num-processes or --nnodes, the launcher starts the processes (its own options go after `--`)."""
+    from axo.parallel.launch import LAUNCHERS, Launch, command, inside_launcher
+
+    overrides, passthrough = _split_passthrough(ctx.args)
+    if launcher not in LAUNCHERS:
+        raise AxoError(f"--launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
+    launch = Launch(launcher, num_processes, nnodes, node_rank, main_process_ip, main_process_port, passthrough)
+    cfg = _load(config, ctx, overrides)  # a bad config fails here, before any process starts
+    if launch.spawns and not inside_launcher():
+        import subprocess
+
+        cmd = command(launch, [config, *overrides])
+        typer.echo("launching: " + " ".join(cmd), err=True)
+        sys.exit(subprocess.call(cmd))
+    if cfg.parallel.use_ray and not inside_launcher():
+        from axo.parallel.ray import train_on_ray
+
+        train_on_ray(cfg, config, overrides)
+        return
     if cfg.rl.rl == "grpo":
         from axo.train.grpo import train as run
     elif cfg.rl.process_reward_model:
@@ -109,6 +146,16 @@ def merge_lora(ctx: typer.Context, config: str = CONFIG,
     typer.echo(f"merged model written to {out}")
 
 
+@app.command("merge-sharded-fsdp-weights", context_settings=OVERRIDES)
+def merge_sharded_fsdp_weights(ctx: typer.Context, config: str = CONFIG, checkpoint: Optional[str] = typer.Option(
+        None, help="Checkpoint folder holding pytorch_model_fsdp_0/ (default: the newest in output_dir).")):
+    """Join an FSDP checkpoint's shards into one plain transformers model in output_dir/merged."""
+    from axo.export.merge import merge_fsdp_shards
+
+    out = merge_fsdp_shards(_load(config, ctx), checkpoint)
+    typer.echo(f"merged model written to {out}")
+
+
 @app.command(context_settings=OVERRIDES)
 def quantize(ctx: typer.Context, config: str = CONFIG,
              model: Optional[str] = typer.Option(
@@ -168,3 +215,7 @@ def main():
     except KeyboardInterrupt:
         typer.secho("interrupted", fg="yellow", err=True)
         sys.exit(130)
+
+
+if __name__ == "__main__":  # `accelerate launch -m axo.cli train ...`, `torchrun -m axo.cli ...`
+    main()

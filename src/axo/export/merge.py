@@ -73,3 +73,27 @@ def _is_quantized_linear(layer) -> bool:
         return hasattr(layer, "in_features")
     # torchao keeps nn.Linear and swaps the weight for a quantized tensor subclass
     return isinstance(layer, torch.nn.Linear) and type(layer.weight.data) not in (torch.Tensor, torch.nn.Parameter)
+
+
+def merge_fsdp_shards(cfg: Config, checkpoint: str | None = None) -> Path:
+    """Join an FSDP checkpoint's per-rank shards (pytorch_model_fsdp_0/) into one plain
+    transformers model in output_dir/merged, with the base model's config and the tokenizer."""
+    from accelerate.utils import merge_fsdp_weights
+    from transformers import AutoConfig
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from axo.model.loader import load_config
+    from axo.model.tokenizer import load_tokenizer
+
+    folder = Path(checkpoint) if checkpoint else Path(get_last_checkpoint(cfg.train.output_dir) or cfg.train.output_dir)
+    shards = sorted(folder.glob("pytorch_model_fsdp_*"))
+    if not shards:
+        raise AxoError(f"{folder} holds no sharded FSDP weights (pytorch_model_fsdp_0/). They are written with "
+                       "`fsdp_config.state_dict_type: SHARDED_STATE_DICT`; pass --checkpoint to such a folder.")
+    out = Path(cfg.train.output_dir) / "merged"
+    merge_fsdp_weights(str(shards[0]), str(out), safe_serialization=True)
+    config_dir = folder if (folder / "config.json").exists() else None
+    (AutoConfig.from_pretrained(config_dir) if config_dir else load_config(cfg)).save_pretrained(out)
+    load_tokenizer(cfg).save_pretrained(out)
+    log.info("Merged %d-rank shards of %s into %s", len(list(shards[0].glob("*.distcp"))), folder, out)
+    return out

@@ -36,3 +36,9 @@ def prepare_trainer(trainer, cfg: Config) -> None:
     attach_callbacks(trainer, cfg)
     if cfg.parallel.use_fsdp:
         shard_on_cpu(trainer)
+        if not trainer.is_fsdp_enabled and trainer.args.world_size > 1:
+            from axo.errors import AxoError
+
+            raise AxoError("FSDP was asked for, but accelerate set up "
+                           f"{trainer.accelerator.distributed_type.value}: nothing would be sharded. Launch with "
+                           "`axo train --num-processes N` (or torchrun / accelerate launch).")

@@ -1,0 +1,69 @@
+"""`axo train cfg.yml --num-processes N`: start the training processes with a standard launcher
+(accelerate, torchrun) running `python -m axo.cli train cfg.yml ...` in each. Inside them axo
+is the same program a user would start with `accelerate launch -m axo.cli train cfg.yml`."""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+LAUNCHERS = ("accelerate", "torchrun", "python")
+
+
+@dataclass(frozen=True)
+class Launch:
+    launcher: str = "accelerate"
+    num_processes: int = 1  # per node
+    nnodes: int = 1
+    node_rank: int = 0
+    main_process_ip: str | None = None
+    main_process_port: int | None = None
+    passthrough: list[str] = field(default_factory=list)  # after `--`, for the launcher
+
+    @property
+    def spawns(self) -> bool:
+        return self.launcher != "python" and (self.num_processes > 1 or self.nnodes > 1)
+
+
+def inside_launcher() -> bool:
+    """True in a process that torchrun / accelerate / Ray started (it must train, not launch)."""
+    return "LOCAL_RANK" in os.environ or "WORLD_SIZE" in os.environ
+
+
+def command(launch: Launch, train_args: list[str]) -> list[str]:
+    """The launcher's command line; `train_args` is what follows `axo train` (config + overrides)."""
+    program = ["-m", "axo.cli", "train", *train_args]
+    if launch.launcher == "torchrun":
+        cmd = [_bin("torchrun"), "--nproc-per-node", str(launch.num_processes), "--nnodes", str(launch.nnodes)]
+        if launch.nnodes > 1:
+            cmd += ["--node-rank", str(launch.node_rank)]
+            if launch.main_process_ip:
+                cmd += ["--master-addr", launch.main_process_ip]
+            if launch.main_process_port:
+                cmd += ["--master-port", str(launch.main_process_port)]
+        elif not launch.main_process_port:
+            cmd += ["--standalone"]  # a free local rendezvous: two runs on one machine cannot collide
+        else:
+            cmd += ["--master-port", str(launch.main_process_port)]
+        return cmd + launch.passthrough + program
+    if launch.launcher == "accelerate":
+        # accelerate counts processes over all machines
+        cmd = [_bin("accelerate"), "launch", "--num_processes", str(launch.num_processes * launch.nnodes),
+               "--num_machines", str(launch.nnodes)]
+        if launch.num_processes * launch.nnodes > 1:
+            # accelerate's torch.distributed launcher; without it accelerate starts a single process
+            # on a machine without GPUs. On CPU the processes then train over gloo.
+            cmd += ["--multi_gpu"]
+        if launch.nnodes > 1:
+            cmd += ["--machine_rank", str(launch.node_rank)]
+            if launch.main_process_ip:
+                cmd += ["--main_process_ip", launch.main_process_ip]
+        if launch.main_process_port:
+            cmd += ["--main_process_port", str(launch.main_process_port)]
+        return cmd + launch.passthrough + program
+    return [sys.executable, *program]
+
+
+def _bin(name: str) -> str:
+    """The launcher installed next to this Python (the venv's), else the one on PATH."""
+    local = os.path.join(os.path.dirname(sys.executable), name)
+    return local if os.path.exists(local) else name
