@@ -56,6 +56,12 @@ def train(
     if launch.spawns and not inside_launcher():
         import subprocess
 
+        import torch
+
+        from axo.parallel.engines import check_nd_device, check_world_size
+
+        check_world_size(cfg.parallel, num_processes * nnodes)  # before any process starts
+        check_nd_device(cfg.parallel, torch.accelerator.is_available())
         cmd = command(launch, [config, *overrides])
         typer.echo("launching: " + " ".join(cmd), err=True)
         sys.exit(subprocess.call(cmd))
@@ -64,14 +70,8 @@ def train(
 
         train_on_ray(cfg, config, overrides)
         return
-    if cfg.rl.rl == "grpo":
-        from axo.train.grpo import train as run
-    elif cfg.rl.process_reward_model:
-        from axo.train.process_reward import train as run
-    elif cfg.rl.rl or cfg.rl.reward_model:
-        from axo.train.preference import train as run
-    else:
-        from axo.train.sft import train as run
+    from axo.train.recipes import run
+
     run(cfg)
 
 

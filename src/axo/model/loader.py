@@ -70,6 +70,11 @@ def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:
     m = cfg.model
     kwargs = {k: v for k, v in {"device_map": m.device_map, "max_memory": m.max_memory,
                                 "low_cpu_mem_usage": m.low_cpu_mem_usage}.items() if v is not None}
+    if (cfg.parallel.tensor_parallel_size or 1) > 1:
+        from transformers.distributed import DistributedConfig
+
+        # transformers shards each layer's matrices by the model's own TP plan as it loads
+        kwargs["distributed_config"] = DistributedConfig(tp_plan="auto", tp_size=cfg.parallel.tensor_parallel_size)
     if cfg.quant.quantized and quantize:
         from axo.model.quantization import to_bnb_config, to_torchao_config
 

@@ -23,9 +23,15 @@ def to_parallel_kwargs(p: ParallelConfig) -> dict:
         kwargs.update(fsdp=True, fsdp_config=to_fsdp_config(p.fsdp_options))
     if p.deepspeed:
         kwargs["deepspeed"] = deepspeed_config(p.deepspeed)
-    if p.nd_sizes:
+    if _beyond_plain_fsdp(p):
         kwargs["parallelism_config"] = to_parallelism_config(p)
     return kwargs
+
+
+def _beyond_plain_fsdp(p: ParallelConfig) -> bool:
+    """Only `dp_shard_size` (equal to the world size, see check_world_size) is what FSDP does
+    anyway: no ParallelismConfig needed, which also keeps it working on CPU (see check_nd_device)."""
+    return any(size > 1 for name, size in p.nd_sizes.items() if name != "dp_shard_size")
 
 
 def to_fsdp_config(o: FSDPOptions) -> dict:
@@ -76,6 +82,21 @@ def check_world_size(p: ParallelConfig, world_size: int) -> None:
         raise AxoError(f"{written} = {product} processes, but {world_size} were launched. Fix: make the product "
                        f"of the sizes equal the number of processes (e.g. set `dp_shard_size` or "
                        f"`dp_replicate_size` to cover the rest), or launch {product}.")
+
+
+def check_nd_device(p: ParallelConfig, has_accelerator: bool) -> None:
+    """accelerate 1.15's ParallelismConfig accepts only GPU-like devices, FSDP2 or DeepSpeed, and
+    validates that before FSDP can be turned on for CPU: tensor, context and replicate parallelism
+    cannot run on CPU processes. (transformers itself loads a tensor-parallel model on CPU fine:
+    the refusal is accelerate's, "ParallelismConfig is only compatible DistributedType.FSDP ...
+    but got DistributedType.MULTI_CPU".)"""
+    if has_accelerator or not _beyond_plain_fsdp(p):
+        return
+    used = {"tp_size": "tensor_parallel_size", "cp_size": "context_parallel_size",
+            "dp_replicate_size": "dp_replicate_size"}
+    keys = ", ".join(f"`{used[k]}`" for k, v in p.nd_sizes.items() if k in used and v > 1)
+    raise AxoError(f"{keys}: accelerate's ParallelismConfig does not run on CPU processes (gloo), so this "
+                   "needs GPUs. Fix: remove it to train with DDP or FSDP2 (`fsdp_version: 2`) on CPU.")
 
 
 def world_size() -> int:

@@ -16,15 +16,22 @@ class RunSetup:
 
 def start_run(cfg: Config) -> RunSetup:
     from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
-    from axo.parallel.engines import check_world_size, world_size
+    from axo.parallel.engines import check_nd_device, check_world_size, world_size
     from axo.train.args import to_tracker_env
     from axo.train.checkpoints import resume_checkpoint
 
     setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume_checkpoint(cfg.train))
     check_backends(cfg)
     check_world_size(cfg.parallel, world_size())
+    check_nd_device(cfg.parallel, _has_accelerator())
     os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     return setup
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.accelerator.is_available()
 
 
 def prepare_trainer(trainer, cfg: Config) -> None:
