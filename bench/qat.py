@@ -4,7 +4,7 @@ task (held-out exact match), for each seed, two trainings of the same model on t
   - baseline: examples/quickstart.yml, then post-training quantization with the same scheme;
   - QAT: examples/qat.yml (the same config plus its `qat:` block), quantized at the end.
 
-    .venv/bin/python bench/qat.py [--seeds 0 1 2] [--weight-dtype int4] [--group-size 32]
+    .venv/bin/python bench/qat.py [--seeds 0 1 2] [--weight-dtype int4] [--group-size 32 | 0]
 
 Each model is scored before and after quantization with `axo evaluate --exact-match` (greedy
 answers, end token included). Results go in bench/RESULTS.md.
@@ -51,15 +51,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--weight-dtype", default="int4")
-    parser.add_argument("--group-size", type=int, default=32)
+    parser.add_argument("--group-size", type=int, default=32, help="0: one scale per output row")
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench-qat"))
     args = parser.parse_args()
     os.chdir(REPO)  # the example configs' paths are relative to the repository
-    scheme = {"weight_dtype": args.weight_dtype, "group_size": args.group_size}
+    scheme = {"weight_dtype": args.weight_dtype, "group_size": args.group_size or None}
     results = []
     for seed in args.seeds:
         for qat in (False, True):
-            result = run(seed, scheme, qat, Path(args.out) / f"seed{seed}-{'qat' if qat else 'ptq'}")
+            name = f"{args.weight_dtype}-g{args.group_size}-seed{seed}-{'qat' if qat else 'ptq'}"
+            result = run(seed, scheme, qat, Path(args.out) / name)
             results.append(result)
             print(json.dumps(result), flush=True)
 

@@ -100,6 +100,13 @@ class Config(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _qat_on_whole_layers(self):
+        if self.quant.qat and (self.parallel.use_fsdp or self.parallel.deepspeed):
+            raise ValueError("`qat` swaps whole layers, which axo does not do under FSDP or DeepSpeed yet: train "
+                             "QAT with DDP (several processes without `fsdp_version` / `deepspeed`)")
+        return self
+
+    @model_validator(mode="after")
     def _streams_need_max_steps(self):
         if self.data.pretraining_dataset and not self.train.max_steps:
             raise ValueError("`pretraining_dataset` is streamed, so its length is unknown: set `max_steps`")

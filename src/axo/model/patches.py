@@ -4,7 +4,13 @@ test_patches.py shows what each one changes and that the loss and gradients stay
 
 Other speed-ups are the libraries' own and are only switched on through TrainingArguments
 (train/args.py): NEFTune (`neftune_noise_alpha`), Liger kernels (`use_liger_kernel`),
-gradient checkpointing (`gradient_checkpointing`)."""
+gradient checkpointing (`gradient_checkpointing`).
+
+One change is made to a Trainer rather than a model: `parallel/engines.py: shard_on_cpu` marks the
+run's accelerate state as FSDP when FSDP is asked for on CPU processes, where accelerate would
+silently train plain DDP (applied by train/setup.py: prepare_trainer; tests/distributed shows
+every parameter sharded and the result equal to DDP). QAT's module swap (model/qat.py) is a
+training method, not a patch: it is undone before saving."""
 
 import functools
 import logging

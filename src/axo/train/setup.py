@@ -47,5 +47,5 @@ def prepare_trainer(trainer, cfg: Config) -> None:
             from axo.errors import AxoError
 
             raise AxoError("FSDP was asked for, but accelerate set up "
-                           f"{trainer.accelerator.distributed_type.value}: nothing would be sharded. Launch with "
-                           "`axo train --num-processes N` (or torchrun / accelerate launch).")
+                           f"{trainer.accelerator.distributed_type.value}, so nothing would be sharded. Fix: remove "
+                           "`fsdp_version` to train DDP, or report this with the output of `accelerate env`.")
