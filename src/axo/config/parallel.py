@@ -13,6 +13,9 @@ log = logging.getLogger("axo")
 
 STATE_DICT_TYPES = Literal["FULL_STATE_DICT", "SHARDED_STATE_DICT"]
 DEEPSPEED_PRESETS = ("zero1", "zero2", "zero3", "zero3_offload")
+# axo's (Axolotl's) N-D parallel keys -> accelerate's ParallelismConfig names
+ND_KEYS = {"dp_replicate_size": "dp_replicate_size", "dp_shard_size": "dp_shard_size",
+           "tensor_parallel_size": "tp_size", "context_parallel_size": "cp_size"}
 # FSDP1 options that FSDP2 (fully_shard) has no use for; Axolotl configs often carry them.
 FSDP1_ONLY = ("sync_module_states", "use_orig_params", "forward_prefetch", "backward_prefetch", "limit_all_gathers")
 
@@ -138,6 +141,4 @@ class ParallelConfig(Area):
     @property
     def nd_sizes(self) -> dict[str, int]:
         """The N-D parallel sizes the user set, by accelerate's ParallelismConfig names."""
-        sizes = {"dp_replicate_size": self.dp_replicate_size, "dp_shard_size": self.dp_shard_size,
-                 "tp_size": self.tensor_parallel_size, "cp_size": self.context_parallel_size}
-        return {k: v for k, v in sizes.items() if v is not None}
+        return {name: getattr(self, key) for key, name in ND_KEYS.items() if getattr(self, key) is not None}

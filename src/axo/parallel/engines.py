@@ -6,11 +6,12 @@ import logging
 import os
 from pathlib import Path
 
-from axo.config.parallel import DEEPSPEED_PRESETS, FSDPOptions, ParallelConfig
+from axo.config.parallel import DEEPSPEED_PRESETS, ND_KEYS, FSDPOptions, ParallelConfig
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 PRESETS = Path(__file__).parent / "deepspeed"
+KEY_OF = {name: key for key, name in ND_KEYS.items()}  # accelerate's name -> the user's key
 
 
 def to_parallel_kwargs(p: ParallelConfig) -> dict:
@@ -76,9 +77,7 @@ def check_world_size(p: ParallelConfig, world_size: int) -> None:
     for size in p.nd_sizes.values():
         product *= size
     if product != world_size:
-        names = {"dp_replicate_size": "dp_replicate_size", "dp_shard_size": "dp_shard_size",
-                 "tp_size": "tensor_parallel_size", "cp_size": "context_parallel_size"}
-        written = " x ".join(f"`{names[k]}: {v}`" for k, v in p.nd_sizes.items())
+        written = " x ".join(f"`{KEY_OF[k]}: {v}`" for k, v in p.nd_sizes.items())
         raise AxoError(f"{written} = {product} processes, but {world_size} were launched. Fix: make the product "
                        f"of the sizes equal the number of processes (e.g. set `dp_shard_size` or "
                        f"`dp_replicate_size` to cover the rest), or launch {product}.")
@@ -92,9 +91,7 @@ def check_nd_device(p: ParallelConfig, has_accelerator: bool) -> None:
     but got DistributedType.MULTI_CPU".)"""
     if has_accelerator or not _beyond_plain_fsdp(p):
         return
-    used = {"tp_size": "tensor_parallel_size", "cp_size": "context_parallel_size",
-            "dp_replicate_size": "dp_replicate_size"}
-    keys = ", ".join(f"`{used[k]}`" for k, v in p.nd_sizes.items() if k in used and v > 1)
+    keys = ", ".join(f"`{KEY_OF[k]}`" for k, v in p.nd_sizes.items() if k != "dp_shard_size" and v > 1)
     raise AxoError(f"{keys}: accelerate's ParallelismConfig does not run on CPU processes (gloo), so this "
                    "needs GPUs. Fix: remove it to train with DDP or FSDP2 (`fsdp_version: 2`) on CPU.")
 
