@@ -28,7 +28,7 @@ def launch(cfg_keys: dict, folder: Path, make_config, launcher="torchrun", extra
     path.write_text(yaml.safe_dump({k: v for k, v in cfg.to_flat().items() if v is not None}))
     run = subprocess.run([sys.executable, "-m", "axo", "train", str(path), "--num-processes", "2",
                           "--launcher", launcher, *extra],
-                         capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     return run
 

@@ -21,7 +21,7 @@ def test_ray_train_two_workers_equal_one_process(make_config, tmp_path):
     path = tmp_path / "ray.yml"
     path.write_text(yaml.safe_dump({k: v for k, v in cfg.to_flat().items() if v is not None}))
     run = subprocess.run([sys.executable, "-m", "axo", "train", str(path)], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "local"},
+                         timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "local"},
                          cwd=tmp_path)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     assert "Ray Train: 2 workers" in run.stdout + run.stderr

@@ -150,27 +150,47 @@ def test_cache_key_includes_the_chat_template(tmp_path, make_config, tokenizer):
 
 
 WAITER = """
-import os, sys, time
+import os, sys
 sys.path.insert(0, {tests!r})
 os.environ["LOCAL_RANK"] = "1"
 from axo.config import validate
 from axo.data.prepare import prepare
+from axo.logs import setup_logging
 from axo.model.tokenizer import load_tokenizer
+setup_logging()
 cfg = validate({raw!r})
-start = time.time()
 out = prepare(cfg, load_tokenizer(cfg))
-print("rows", len(out.train), "hit", out.cache_hit, "waited", round(time.time() - start, 1))
+print("rows", len(out.train), "hit", out.cache_hit)
 """
 
 
 def test_other_ranks_wait_for_local_rank_zero(tmp_path, make_config, tokenizer):
+    """Rank 0 starts building only once the waiter has said it is waiting, so the waiting path runs
+    whatever the machine's load (no sleep decides the order)."""
     data = write_rows(tmp_path / "d.jsonl", rows_with(6))
     cfg = make_config(datasets=[{"path": str(data), "type": "alpaca"}], dataset_prepared_path=str(tmp_path / "c"))
     code = WAITER.format(tests=os.path.dirname(os.path.dirname(__file__)), raw=cfg.to_flat())
-    waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # the waiter is up and polling, with nothing to read yet
-    assert waiter.poll() is None
+    log = tmp_path / "waiter.log"
+    with open(log, "w") as err:
+        waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=err, text=True)
+    assert _wait_for_line(log, waiter, "Waiting for local rank 0 to prepare the data"), log.read_text()[-2000:]
+    assert waiter.poll() is None  # still polling: nothing to read yet
     assert not prepare(cfg, tokenizer).cache_hit  # rank 0 (this process) builds it
-    out, err = waiter.communicate(timeout=60)
-    assert waiter.returncode == 0, err[-2000:]
+    out, _ = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, log.read_text()[-2000:]
     assert out.startswith("rows 6 hit False")  # the waiter loaded rank 0's cache and did no work
+    said = log.read_text()
+    assert "Local rank 1 read the tokenized data from" in said and "Local rank 1 tokenized" not in said
+
+
+def _wait_for_line(log, process, text: str, timeout: float = 600) -> bool:
+    """Until the process has written `text` to its log; False if it exits first or after `timeout`
+    (a guard against a hang, not a guess at how long anything takes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False

@@ -70,12 +70,14 @@ def prepare_raw(cfg: Config) -> Prepared:
 def prepare_tokenized(cfg: Config, tokenizer, train: bool = True) -> Prepared:
     cache = _cache_dir(cfg, tokenizer)
     hit = (cache / "stats.json").exists()
-    if hit:
-        log.info("Using tokenized data from the cache at %s", cache)
-    elif _is_local_main():
+    built = not hit and _is_local_main()
+    if built:
         _build_into(cache, cfg, tokenizer, train)
-    else:
+    elif not hit:
         _wait_for(cache)
+    # One line per process, whatever the timing: exactly one process per machine says "tokenized".
+    log.info("Local rank %s %s %s", _local_rank(),
+             "tokenized the data into" if built else "read the tokenized data from", cache)
     return _load(cache, hit)
 
 
@@ -237,8 +239,12 @@ def _load(cache: Path, hit: bool) -> Prepared:
     return Prepared(split("train"), split("eval"), stats, cache_hit=hit)
 
 
+def _local_rank() -> str:
+    return os.environ.get("LOCAL_RANK", "0")
+
+
 def _is_local_main() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0"
+    return _local_rank() == "0"
 
 
 def _wait_for(cache: Path, poll: float = 1.0) -> None:
