@@ -166,5 +166,5 @@ def test_sharegpt_type_points_to_chat_template(tmp_path):
 
 
 def test_chat_keys_on_other_types_are_errors():
-    with pytest.raises(ConfigError, match="`roles_to_train` only apply to `type: chat_template`"):
+    with pytest.raises(ConfigError, match=r"`datasets\[0\].roles_to_train`: only applies to `type: chat_template`"):
         validate({"base_model": "m", "datasets": [{"path": "x", "type": "alpaca", "roles_to_train": ["user"]}]})

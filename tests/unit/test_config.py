@@ -189,7 +189,7 @@ def test_model_classes(tmp_path):
 def test_pretraining_dataset_needs_max_steps(tmp_path):
     text = "base_model: m\npretraining_dataset:\n  - path: corpus.jsonl\n"
     [msg] = problems(write(tmp_path, text))
-    assert "`pretraining_dataset` is streamed" in msg and "`max_steps`" in msg
+    assert "`pretraining_dataset` (line 2): a streamed dataset has no known length: set `max_steps`" in msg
     assert load(write(tmp_path, text + "max_steps: 10\n")).data.pretraining_dataset[0].text_column == "text"
     [msg] = problems(write(tmp_path, "base_model: m\n"))
     assert "no training data" in msg
@@ -205,6 +205,7 @@ def test_quantization_keys(tmp_path):
     assert any("Mxfp4Config` is not supported by axo yet" in m for m in msgs)
     msgs = problems(write(tmp_path, BASE + "adapter: qlora\nload_in_4bit: true\nload_in_8bit: true\n"))
     assert any("`load_in_8bit`, `load_in_4bit` each quantize the base" in m for m in msgs)
+    assert any(m.startswith("`load_in_4bit` (line 6)") for m in msgs)
 
 
 def test_preference_config_checks(tmp_path):
@@ -213,26 +214,55 @@ def test_preference_config_checks(tmp_path):
     assert cfg.rl.beta == 0.2  # Axolotl's dpo_beta is rl_beta
     assert load(write(tmp_path, pairs + "rl: orpo\ntrl:\n  beta: 0.3\n")).rl.beta == 0.3
     [msg] = problems(write(tmp_path, pairs))
-    assert "holds preference rows: set `rl:`" in msg
+    assert "`datasets[0].type` (line 4): `chat_template.default` is not a row format of SFT (no `rl`)" in msg
+    assert "rows train `rl: dpo`, `rl: ipo`, `rl: orpo`, `rl: simpo`, `reward_model: true`" in msg
     [msg] = problems(write(tmp_path, BASE + "rl: dpo\n"))
-    assert "`datasets[0].type: alpaca` is not a row format of this training" in msg
+    assert "`datasets[0].type` (line 4): `alpaca` is not a row format of `rl: dpo`" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsample_packing: true\n"))
-    assert "`sample_packing` does not apply to preference training" in msg
+    assert "`sample_packing` (line 6): does not apply to `rl: dpo`: its trainer builds its own batches" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsimpo_gamma: 0.5\n"))
-    assert "`simpo_gamma` do(es) nothing with rl: dpo" in msg
+    assert "`simpo_gamma` (line 6): does nothing with `rl: dpo` (it is read by simpo)" in msg
     [msg] = problems(write(tmp_path, pairs.replace("chat_template.default", "bradley_terry.chat_template")
                            + "reward_model: true\n"))
     assert "AutoModelForSequenceClassification" in msg
-    [msg] = problems(write(tmp_path, pairs + "process_reward_model: true\n"))
-    assert "use stepwise_supervised" in msg
+    rows, model = problems(write(tmp_path, pairs + "process_reward_model: true\n"))  # both reported
+    assert "use stepwise_supervised" in rows and rows.startswith("`datasets[0].type` (line 4)")
+    assert model.startswith("`model_type`: `process_reward_model: true` scores every step")
     steps = pairs.replace("chat_template.default", "stepwise_supervised")
     [msg] = problems(write(tmp_path, steps + "process_reward_model: true\n"))
     assert "AutoModelForTokenClassification" in msg
     [msg] = problems(write(tmp_path, BASE + "    step_separator: ' | '\n"))
-    assert "only apply to `type: stepwise_supervised`" in msg
+    assert "`datasets[0].step_separator` (line 5): only applies to `type: stepwise_supervised`" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  rollout_func: x\n"))
     assert "Axolotl's `trl.rollout_func` is not supported by axo yet" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
-    assert "`trl.num_generations` do(es) nothing with rl: dpo" in msg
+    assert "`trl.num_generations` (line 7): does nothing with `rl: dpo` (it is read by grpo)" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))
     assert "`trl.bta`" in msg and "unknown key" in msg
+
+
+def test_a_typo_and_five_cross_field_mistakes_are_all_reported_with_their_lines(tmp_path):
+    path = write(tmp_path, "\n".join([
+        "base_model: some/model",
+        "rl: dpo",                          # 2: alpaca rows are not DPO rows
+        "datasets:",
+        "  - path: data.jsonl",
+        "    type: alpaca",                 # 5
+        "learning_rat: 1e-4",               # 6: the typo
+        "warmup_steps: 10",
+        "warmup_ratio: 0.1",                # 8: both warmups
+        "eval_steps: 5",                    # 9: nothing to evaluate
+        "load_in_4bit: true",               # 10: a 4-bit base needs qlora
+        "sample_packing: true",             # 11: DPO batches its own way
+        "loraplus_lr_ratio: 16",            # 12: LoRA+ without an adapter
+    ]) + "\n")
+    msgs = problems(path)
+    expected = ["`learning_rat` (line 6): unknown key; did you mean `learning_rate`?",
+                "`warmup_ratio` (line 8): set either", "`eval_steps` (line 9): there is nothing to evaluate on",
+                "`load_in_4bit` (line 10): needs `adapter: qlora`",
+                "`sample_packing` (line 11): does not apply to `rl: dpo`",
+                "`loraplus_lr_ratio` (line 12): needs `adapter: lora`",
+                "`datasets[0].type` (line 5): `alpaca` is not a row format of `rl: dpo`"]
+    for start in expected:
+        assert sum(m.startswith(start) for m in msgs) == 1, (start, msgs)
+    assert len(msgs) == len(expected), msgs

@@ -45,7 +45,7 @@ def test_reward_functions_import_when_the_config_loads():
 def test_grpo_needs_reward_functions_and_prompt_rows():
     with pytest.raises(ConfigError, match="`rl: grpo` needs reward functions"):
         load(write("base_model: m\nrl: grpo\ndatasets:\n  - path: d.jsonl\n    type: sort_rewards.to_prompt\n"))
-    with pytest.raises(ConfigError, match="GRPO reads prompts through a transform"):
+    with pytest.raises(ConfigError, match="`alpaca` is not a row format of `rl: grpo`; use chat_template, transform"):
         load(write(GRPO.format(funcs="sort_rewards.exact").replace("sort_rewards.to_prompt", "alpaca")))
 
 

@@ -31,7 +31,9 @@ def test_reinit_builds_fresh_seeded_weights(make_config, tiny_model):
 
 
 def test_sequence_classification_head(make_config):
-    model = load_model(make_config(model_type="AutoModelForSequenceClassification", num_labels=3), "fp32")
+    cfg = make_config(model_type="AutoModelForSequenceClassification", num_labels=3, reward_model=True,
+                      datasets=[{"path": "pairs.jsonl", "type": "chat_template.default"}])
+    model = load_model(cfg, "fp32")
     assert type(model).__name__ == "LlamaForSequenceClassification"
     assert model(X).logits.shape == (1, 3)
 
@@ -47,7 +49,7 @@ def test_unknown_classes_are_clear_errors(make_config):
         load_model(make_config(model_type="NopeForCausalLM"), "fp32")
     with pytest.raises(ConfigError, match="model class 'AutoModelForSeq2SeqLM' is not supported yet"):
         make_config(model_type="AutoModelForSeq2SeqLM")
-    with pytest.raises(ConfigError, match="`num_labels` needs a sequence-classification"):
+    with pytest.raises(ConfigError, match="`num_labels`: needs a classification `model_type`"):
         make_config(num_labels=2)
 
 

@@ -41,11 +41,10 @@ class AdapterConfig(Area):
             data = {**data, "lora_target_modules": [data["lora_target_modules"]]}
         return data
 
-    @model_validator(mode="after")
-    def _consistent(self):
+    def check(self):
         if self.adapter and self.unfrozen_parameters:
-            raise ValueError("`unfrozen_parameters` selects what a full fine-tune trains; with an adapter "
-                             "use `lora_modules_to_save` instead")
-        if not self.adapter and (self.loraplus_lr_ratio or self.lora_model_dir):
-            raise ValueError("`loraplus_lr_ratio` and `lora_model_dir` need `adapter: lora` or `adapter: qlora`")
-        return self
+            yield ("unfrozen_parameters",), ("choose what a full fine-tune trains; with an adapter use "
+                                             "`lora_modules_to_save` instead")
+        for key in ("loraplus_lr_ratio", "lora_model_dir"):
+            if not self.adapter and getattr(self, key):
+                yield (key,), "needs `adapter: lora` or `adapter: qlora`"

@@ -3,12 +3,14 @@
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from axo.config.base import Area
 
 # Dataset `type`s axo implements (Axolotl's names). Rows with input_ids need no type.
 SUPPORTED_TYPES = ("alpaca", "chat_template", "completion", "input_output")
+# What SFT reads: those, a mapping under `type:` (user_defined) and rows already holding input_ids.
+SFT_TYPES = SUPPORTED_TYPES + ("user_defined", "pretokenized")
 AXOLOTL_TYPES = (
     "pretrain", "alpaca_chat", "alpaca_w_system", "oasst", "gpteacher", "reflection",
     "explainchoice", "concisechoice", "summarizetldr", "metharme", "bradley_terry",
@@ -24,7 +26,8 @@ PREFERENCE_TYPES = (
 KTO_TYPES = ("kto",)
 STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
 EndPolicy = Literal["all", "turn", "last", "none"]
-TRANSFORM = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")  # a dotted path to a row transform
+TRANSFORM_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")  # a dotted path to a row transform
+TRANSFORM = "transform"  # the row type of such a path
 CHAT_KEYS = (
     "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
     "train_on_eot", "message_field_training", "drop_system_message", "field_tools",
@@ -116,30 +119,33 @@ class DatasetConfig(Area):
                 "`field_messages: conversations`, `message_property_mappings: {role: from, content: value}` "
                 "and `roles: {user: [human], assistant: [gpt]}`"
             )
-        if TRANSFORM.match(value) and value.split(".")[0] not in ("chat_template", "chatml", "llama3", "alpaca"):
+        if TRANSFORM_PATH.match(value) and value.split(".")[0] not in ("chat_template", "chatml", "llama3", "alpaca"):
             return value  # my_module.transform: checked (imported) when the config loads
         if value.split(".")[0] in AXOLOTL_TYPES:
             raise ValueError(f"dataset type {value!r} is not supported yet; supported: " + ", ".join(SUPPORTED_TYPES))
         raise ValueError(f"unknown dataset type {value!r}; supported: " + ", ".join(SUPPORTED_TYPES))
 
-    @model_validator(mode="after")
-    def _keys_fit_type(self):
-        if self.type != "chat_template" and self.type_name not in PREFERENCE_TYPES:
-            fields = type(self).model_fields
-            stray = [k for k in CHAT_KEYS if getattr(self, k) != fields[k].get_default(call_default_factory=True)]
-            if stray:
-                raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} only apply to `type: chat_template` "
-                                 f"(this entry has type {self.type_name!r})")
-        if self.field is not None and self.type != "completion":
-            raise ValueError("`field` only applies to `type: completion`")
-        if self.type != "stepwise_supervised" and (self.step_separator != "\n" or self.train_on_last_step_only):
-            raise ValueError("`step_separator` and `train_on_last_step_only` only apply to `type: stepwise_supervised`")
-        return self
+    def check(self):
+        fields = type(self).model_fields
+        changed = [k for k in fields if k not in ("path", "type")
+                   and getattr(self, k) != fields[k].get_default(call_default_factory=True)]
+        for key in changed:
+            if key in CHAT_KEYS and self.type != "chat_template" and self.type_name not in PREFERENCE_TYPES:
+                yield (key,), f"only applies to `type: chat_template` (this entry has type {self.type_name!r})"
+            elif key == "field" and self.type != "completion":
+                yield (key,), "only applies to `type: completion`"
+            elif key in ("step_separator", "train_on_last_step_only") and self.type != "stepwise_supervised":
+                yield (key,), "only applies to `type: stepwise_supervised`"
 
     @property
     def is_transform(self) -> bool:
-        return isinstance(self.type, str) and bool(TRANSFORM.match(self.type)) and self.type not in (
+        return isinstance(self.type, str) and bool(TRANSFORM_PATH.match(self.type)) and self.type not in (
             SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES) and not self.type.startswith("alpaca")
+
+    @property
+    def row_type(self) -> str:
+        """The type the method table lists: a row transform is "transform", else `type_name`."""
+        return TRANSFORM if self.is_transform else self.type_name
 
     @property
     def type_name(self) -> str:
@@ -217,17 +223,15 @@ class DataConfig(Area):
     )
     dataset_processes: int | None = Field(None, gt=0, description="Workers for tokenization.")
 
-    @model_validator(mode="after")
-    def _sources(self):
+    def check(self):
         if not self.datasets and not self.pretraining_dataset:
-            raise ValueError("no training data: add `datasets:` (or `pretraining_dataset:`)")
+            yield (), "no training data: add `datasets:` (or `pretraining_dataset:`)"
         if self.datasets and self.pretraining_dataset:
-            raise ValueError("set either `datasets` or `pretraining_dataset`, not both")
+            yield ("pretraining_dataset",), "set either `datasets` or `pretraining_dataset`, not both"
         if self.test_datasets and self.val_set_size:
-            raise ValueError("set either `val_set_size` or `test_datasets`, not both")
+            yield ("val_set_size",), "set either `val_set_size` or `test_datasets`, not both"
         if self.pretraining_dataset and self.val_set_size:
-            raise ValueError("`val_set_size` cannot split a streamed `pretraining_dataset`; use `test_datasets`")
-        return self
+            yield ("val_set_size",), "cannot split a streamed `pretraining_dataset`; use `test_datasets`"
 
     @property
     def pack_eval(self) -> bool:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, axolotl_keys, is_off, rename_dataset_aliases
 from axo.config.data import DatasetConfig
-from axo.config.root import AREAS, KEY_AREA, Config
+from axo.config.root import AREAS, KEY_AREA, Config, cross_area_problems
 from axo.errors import ConfigError
 
 log = logging.getLogger("axo")
@@ -32,14 +32,10 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a mapping of `key: value` lines"], source=str(path))
     apply_overrides(raw, where, list(overrides), str(path))
-    cfg = validate(raw, where, source=str(path))
-    from axo.config.user_code import check_user_code, make_importable
+    from axo.config.user_code import make_importable
 
-    make_importable(path.parent)
-    problems = check_user_code(cfg)
-    if problems:
-        raise ConfigError(problems, source=str(path))
-    return cfg
+    make_importable(path.parent)  # reward functions and transforms next to the config are checked in validate
+    return validate(raw, where, source=str(path))
 
 
 def parse_yaml(text: str) -> tuple[Any, Where]:
@@ -110,14 +106,22 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
     for list_key in DATASET_LISTS:
         routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems)
     routed["data"] = {k: v for k, v in routed["data"].items() if v is not None}
-    try:
-        cfg = Config(**routed)
-    except ValidationError as err:
-        problems += _describe_all(err, raw, where)
-        cfg = None
+    areas = {}
+    for name, model in AREAS.items():
+        try:
+            areas[name] = model(**routed[name])
+        except ValidationError as err:
+            problems += _describe_all(err, raw, where)
+    # Cross-field rules of every valid area, and those across areas whose areas are all valid.
+    found = [p for area in areas.values() for p in area.problems()] + cross_area_problems(areas)
+    problems += [_describe(path, message, where) for path, message in found]
     if problems:
         raise ConfigError(problems, source=source)
-    return cfg
+    return Config(**areas)
+
+
+def _describe(path: tuple, message: str, where: Where) -> str:
+    return f"`{dotted(path)}`{_at(path, where)}: {message}" if path else message
 
 
 def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
@@ -190,7 +194,7 @@ def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:
     (`bf16: auto | bool`) are merged into one sentence per key."""
     by_key: dict[tuple, list[str]] = {}
     for error in err.errors():
-        path = _user_path(tuple(error["loc"][1:]), raw)  # drop the area: users write flat keys
+        path = _user_path(tuple(error["loc"]), raw)
         msg = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             msg = "required key is missing; add it to the config"

@@ -3,7 +3,7 @@
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from axo.config.base import Area
 
@@ -99,12 +99,10 @@ class ModelConfig(Area):
             raise ValueError(f"{value!r} is not a class name")
         return value
 
-    @model_validator(mode="after")
-    def _labels_need_a_head(self):
+    def check(self):
         if self.num_labels is not None and self.task not in ("sequence_classification", "token_classification"):
-            raise ValueError("`num_labels` needs a sequence-classification `model_type`, "
-                             "e.g. AutoModelForSequenceClassification")
-        return self
+            yield ("num_labels",), ("needs a classification `model_type`, e.g. AutoModelForSequenceClassification "
+                                    "(or remove it)")
 
     @property
     def task(self) -> str:

@@ -106,16 +106,16 @@ class ParallelConfig(Area):
             raise ValueError(f"{value!r} is neither a file nor one of axo's presets ({', '.join(DEEPSPEED_PRESETS)})")
         return value
 
-    @model_validator(mode="after")
-    def _one_engine(self):
+    def check(self):
         if self.use_fsdp and self.deepspeed:
-            raise ValueError("`deepspeed` and FSDP (`fsdp_version` / `fsdp_config`) both shard the model; keep one")
-        if self.fsdp_version and self.fsdp_config and self.fsdp_config.fsdp_version not in (None, 2):
-            raise ValueError("`fsdp_config.fsdp_version` must be 2")
+            yield ("deepspeed",), "`deepspeed` and FSDP (`fsdp_version` / `fsdp_config`) both shard the model; keep one"
         if (self.context_parallel_size or 1) > 1 and not self.use_fsdp:
-            raise ValueError("`context_parallel_size` runs on FSDP2's device mesh: set `fsdp_version: 2`")
+            yield ("context_parallel_size",), "context parallelism runs on FSDP2's device mesh: set `fsdp_version: 2`"
         if ((self.dp_shard_size or 1) > 1) and not self.use_fsdp:
-            raise ValueError("`dp_shard_size` is the FSDP2 sharding degree: set `fsdp_version: 2`")
+            yield ("dp_shard_size",), "the FSDP2 sharding degree needs `fsdp_version: 2`"
+
+    @model_validator(mode="after")
+    def _say_what_fsdp2_ignores(self):
         ignored = [k for k in FSDP1_ONLY if self.fsdp_config and getattr(self.fsdp_config, k, None) is not None]
         if ignored:
             log.warning("fsdp_config: %s only apply to FSDP1; FSDP2 ignores them", ", ".join(ignored))

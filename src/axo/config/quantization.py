@@ -4,7 +4,7 @@ quantized copy of the trained model (`quantization:`)."""
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from axo.config.base import Area
 
@@ -62,25 +62,23 @@ class QuantizationConfig(Area):
     quantization: TorchAOScheme | None = Field(
         None, description="Write a quantized copy of the trained model to output_dir/quantized (torchao).")
 
-    @model_validator(mode="after")
-    def _one_scheme(self):
+    def check(self):
         chosen = [k for k in ("load_in_8bit", "load_in_4bit") if getattr(self, k)]
         chosen += ["model_quantization_config"] if self.model_quantization_config else []
         if len(chosen) > 1:
-            raise ValueError(f"{', '.join(f'`{k}`' for k in chosen)} each quantize the base; keep one")
+            yield (chosen[-1],), f"{', '.join(f'`{k}`' for k in chosen)} each quantize the base; keep one"
         if self.model_quantization_config in ("Mxfp4Config", "FineGrainedFP8Config"):
-            raise ValueError(f"`model_quantization_config: {self.model_quantization_config}` is not supported "
-                             "by axo yet; TorchAoConfig is")
-        if self.model_quantization_config:
+            yield ("model_quantization_config",), (f"`{self.model_quantization_config}` is not supported by axo "
+                                                   "yet; TorchAoConfig is")
+        elif self.model_quantization_config:
             kwargs = self.model_quantization_config_kwargs or {}
             unknown = set(kwargs) - {"weight_dtype", "group_size"}
             if unknown or kwargs.get("weight_dtype", "int8") not in TORCHAO_WEIGHTS:
-                raise ValueError("`model_quantization_config_kwargs` for TorchAoConfig take weight_dtype "
-                                 "(int8 or int4) and group_size")
+                yield ("model_quantization_config_kwargs",), ("for TorchAoConfig these take weight_dtype "
+                                                              "(int8 or int4) and group_size")
         if self.qat and chosen:
-            raise ValueError(f"`qat` trains full-precision weights to survive quantization; `{chosen[0]}` "
-                             "loads them already quantized. Keep one")
-        return self
+            yield ("qat",), (f"QAT trains full-precision weights to survive quantization; `{chosen[0]}` loads them "
+                             "already quantized. Keep one")
 
     @property
     def export_scheme(self) -> TorchAOScheme | None:

@@ -2,11 +2,12 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from axo.config.base import Area
+from axo.methods import METHOD_OPTIONS, METHODS, RL_VALUES, method_name, training_name
 
-Method = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
+RLMethod = Literal[RL_VALUES]
 
 
 class TRLOptions(Area):
@@ -31,15 +32,13 @@ class TRLOptions(Area):
     vllm_server_host: str | None = Field(None, description="GRPO: host of `axo vllm-serve`.")
     vllm_server_port: int | None = Field(None, description="GRPO: port of `axo vllm-serve`.")
 
-    @model_validator(mode="after")
-    def _weights(self):
+    def check(self):
         if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs or []):
-            raise ValueError("`trl.reward_weights` needs one weight per `trl.reward_funcs` entry")
-        return self
+            yield ("reward_weights",), "needs one weight per `trl.reward_funcs` entry"
 
 
 class RLConfig(Area):
-    rl: Method | None = Field(None, description="Preference method: dpo, ipo, orpo, kto or simpo.")
+    rl: RLMethod | None = Field(None, description="Preference or RL method: " + ", ".join(RL_VALUES) + ".")
     rl_beta: float | None = Field(None, gt=0, description="Strength of the preference loss (Axolotl also: dpo_beta).")
     trl: TRLOptions | None = Field(None, description="TRL options.")
     dpo_loss_type: list[str] | None = Field(None, description="DPO loss(es), e.g. [sigmoid], [hinge], [ipo].")
@@ -60,34 +59,26 @@ class RLConfig(Area):
         False, description="Train a process reward model (a token classifier scoring each reasoning step)."
     )
 
-    @model_validator(mode="after")
-    def _one_method(self):
-        if sum(map(bool, (self.rl, self.reward_model, self.process_reward_model))) > 1:
-            raise ValueError("`rl`, `reward_model` and `process_reward_model` are different trainings; set one")
-        return self
+    def check(self):
+        chosen = [k for k in ("rl", "reward_model", "process_reward_model") if getattr(self, k)]
+        if len(chosen) > 1:
+            yield (chosen[-1],), f"{', '.join(f'`{k}`' for k in chosen)} are different trainings; set one"
+            return
+        method = METHODS[method_name(self)]
+        for key in METHOD_OPTIONS:
+            if key not in method.options and self._value(key) not in (None, False):
+                users = [m.name for m in METHODS.values() if key in m.options]
+                yield tuple(key.split(".")), (f"does nothing with {training_name(method)} (it is read by "
+                                              f"{', '.join(users)}); remove it or change the training")
+        if method.name == "grpo" and not (self.trl and self.trl.reward_funcs):
+            yield ("rl",), "`rl: grpo` needs reward functions: set `trl.reward_funcs: [my_rewards.correct]`"
 
-    @model_validator(mode="after")
-    def _options_fit_the_method(self):
-        """An option of another method would be silently ignored: say so instead."""
-        used_by = {
-            "dpo_loss_type": ("dpo", "ipo"), "dpo_label_smoothing": ("dpo", "ipo"), "orpo_alpha": ("orpo",),
-            "simpo_gamma": ("simpo",), "cpo_alpha": ("simpo",), "kto_desirable_weight": ("kto",),
-            "kto_undesirable_weight": ("kto",), "precompute_ref_log_probs": ("dpo", "ipo", "kto"),
-        }
-        stray = [k for k, methods in used_by.items() if getattr(self, k) not in (None, False) and self.rl not in methods]
-        if self.trl and self.trl.max_completion_length and self.rl not in ("orpo", "simpo", "grpo"):
-            stray.append("trl.max_completion_length")
-        grpo_only = ("reward_funcs", "reward_weights", "num_generations", "temperature", "epsilon", "loss_type",
-                     "scale_rewards", "mask_truncated_completions", "log_completions", "use_vllm", "vllm_mode")
-        if self.trl and self.rl != "grpo":
-            stray += [f"trl.{k}" for k in grpo_only if getattr(self.trl, k) not in (None, False)]
-        if self.rl == "grpo" and not (self.trl and self.trl.reward_funcs):
-            raise ValueError("`rl: grpo` needs reward functions: set `trl.reward_funcs: [my_rewards.correct]`")
-        if stray:
-            raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} do(es) nothing with "
-                             f"{f'rl: {self.rl}' if self.rl else 'no `rl` method'}; remove them or change `rl`")
-        return self
+    def _value(self, key: str):
+        area, _, name = key.rpartition(".")
+        owner = self.trl if area == "trl" else self
+        return getattr(owner, name) if owner is not None else None
 
     @property
     def beta(self) -> float | None:
         return (self.trl.beta if self.trl else None) or self.rl_beta
+

@@ -1,11 +1,15 @@
 """The root config: one small model per area, composed. YAML keys stay flat (Axolotl's format);
-the loader routes each key to the area that owns it."""
+the loader routes each key to the area that owns it. Rules across areas live here, each a function
+of the areas it reads; the loader runs every rule whose areas are valid and reports all problems."""
 
+import inspect
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from axo.config.adapter import AdapterConfig
+from axo.config.base import Area, Problem
 from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
@@ -13,6 +17,7 @@ from axo.config.parallel import ParallelConfig
 from axo.config.quantization import QuantizationConfig
 from axo.config.rl import RLConfig
 from axo.config.training import TrainingConfig
+from axo.methods import METHODS, SFT_ONLY_KEYS, Method, method_name, training_name
 
 
 class Config(BaseModel):
@@ -27,90 +32,10 @@ class Config(BaseModel):
     rl: RLConfig
     parallel: ParallelConfig
 
-    @model_validator(mode="after")
-    def _eval_needs_data(self):
-        if self.train.eval_steps and not self.data.has_eval:
-            raise ValueError("`eval_steps` is set but there is nothing to evaluate on: "
-                             "set `val_set_size` or `test_datasets`, or remove `eval_steps`")
-        return self
-
-    @model_validator(mode="after")
-    def _quantized_base_needs_adapter(self):
-        q, adapter = self.quant, self.lora.adapter
-        if adapter == "qlora" and not q.load_in_4bit:
-            raise ValueError("`adapter: qlora` trains LoRA on a 4-bit base: set `load_in_4bit: true`")
-        if q.load_in_4bit and adapter != "qlora":
-            raise ValueError("`load_in_4bit: true` needs `adapter: qlora` (4-bit weights cannot be trained directly)")
-        if q.load_in_8bit and adapter != "lora":
-            raise ValueError("`load_in_8bit: true` needs `adapter: lora` (8-bit weights cannot be trained directly)")
-        if q.model_quantization_config and adapter != "lora":
-            raise ValueError("`model_quantization_config` needs `adapter: lora` (quantized weights cannot be "
-                             "trained directly)")
-        return self
-
-    @model_validator(mode="after")
-    def _image_rows(self):
-        if self.model.task != "image_text_to_text":
-            return self
-        if self.data.sample_packing or self.data.pretraining_dataset:
-            raise ValueError("image-text-to-text models train on whole conversations: remove `sample_packing` "
-                             "and `pretraining_dataset`")
-        if any(ds.type != "chat_template" for ds in self.data.datasets or []):
-            raise ValueError("image-text-to-text models read `type: chat_template` rows (messages + images)")
-        return self
-
-    @model_validator(mode="after")
-    def _rows_fit_the_method(self):
-        from axo.config.data import KTO_TYPES, PREFERENCE_TYPES, STEPWISE_TYPES
-
-        r = self.rl
-        wanted = (KTO_TYPES if r.rl == "kto" else STEPWISE_TYPES if r.process_reward_model
-                  else PREFERENCE_TYPES if r.rl or r.reward_model else None)
-        for i, ds in enumerate(self.data.datasets or []):
-            if r.rl == "grpo":
-                if not (ds.is_transform or ds.type == "chat_template"):
-                    raise ValueError(f"`datasets[{i}].type`: GRPO reads prompts through a transform "
-                                     "(`type: my_module.transform`) or `type: chat_template`")
-                continue
-            if ds.is_transform:
-                raise ValueError(f"`datasets[{i}].type: {ds.type}` is a row transform; transforms feed `rl: grpo`")
-            if wanted and ds.type_name not in wanted:
-                raise ValueError(f"`datasets[{i}].type: {ds.type_name}` is not a row format of this training; use "
-                                 + ", ".join(wanted))
-            if not wanted and ds.type_name in PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES:
-                raise ValueError(f"`datasets[{i}].type: {ds.type_name}` holds preference rows: set `rl:` "
-                                 "(or `reward_model: true` / `process_reward_model: true`)")
-        if (r.rl or r.reward_model or r.process_reward_model) and self.data.sample_packing:
-            raise ValueError("`sample_packing` does not apply to preference training or reward models (TRL keeps "
-                             "chosen and rejected answers side by side); remove it")
-        if r.reward_model and self.model.task != "sequence_classification":
-            raise ValueError("`reward_model: true` trains a scoring head: set `model_type: "
-                             "AutoModelForSequenceClassification` and `num_labels: 1`")
-        if r.process_reward_model and self.model.task != "token_classification":
-            raise ValueError("`process_reward_model: true` scores every step: set `model_type: "
-                             "AutoModelForTokenClassification` and `num_labels: 2`")
-        return self
-
-    @model_validator(mode="after")
-    def _one_activation_checkpointing(self):
-        p = self.parallel
-        if p.use_fsdp and p.fsdp_options.activation_checkpointing and self.train.gradient_checkpointing:
-            raise ValueError("`gradient_checkpointing` and `fsdp_config.activation_checkpointing` both recompute "
-                             "activations; under FSDP keep only `fsdp_config.activation_checkpointing`")
-        return self
-
-    @model_validator(mode="after")
-    def _qat_on_whole_layers(self):
-        if self.quant.qat and (self.parallel.use_fsdp or self.parallel.deepspeed):
-            raise ValueError("`qat` swaps whole layers, which axo does not do under FSDP or DeepSpeed yet: train "
-                             "QAT with DDP (several processes without `fsdp_version` / `deepspeed`)")
-        return self
-
-    @model_validator(mode="after")
-    def _streams_need_max_steps(self):
-        if self.data.pretraining_dataset and not self.train.max_steps:
-            raise ValueError("`pretraining_dataset` is streamed, so its length is unknown: set `max_steps`")
-        return self
+    @property
+    def method(self) -> Method:
+        """What this config trains: its entry in the method table (axo.methods)."""
+        return METHODS[method_name(self.rl)]
 
     def to_flat(self) -> dict[str, Any]:
         """The config as flat Axolotl-style keys, every default filled in: what `validate` prints
@@ -128,3 +53,110 @@ AREAS: dict[str, type[BaseModel]] = {
 KEY_AREA: dict[str, str] = {
     key: area for area, model in AREAS.items() for key in model.model_fields
 }
+
+
+def _eval_needs_data(train: TrainingConfig, data: DataConfig) -> Iterator[Problem]:
+    if train.eval_steps and not data.has_eval:
+        yield ("eval_steps",), ("there is nothing to evaluate on: set `val_set_size` or "
+                                "`test_datasets`, or remove `eval_steps`")
+
+
+def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig) -> Iterator[Problem]:
+    if lora.adapter == "qlora" and not quant.load_in_4bit:
+        yield ("adapter",), "`qlora` trains LoRA on a 4-bit base: set `load_in_4bit: true`"
+    if quant.load_in_4bit and lora.adapter != "qlora":
+        yield ("load_in_4bit",), "needs `adapter: qlora` (4-bit weights cannot be trained directly)"
+    if quant.load_in_8bit and lora.adapter != "lora":
+        yield ("load_in_8bit",), "needs `adapter: lora` (8-bit weights cannot be trained directly)"
+    if quant.model_quantization_config and lora.adapter != "lora":
+        yield ("model_quantization_config",), "needs `adapter: lora` (quantized weights cannot be trained directly)"
+
+
+def _image_rows(model: ModelConfig, data: DataConfig) -> Iterator[Problem]:
+    if model.task != "image_text_to_text":
+        return
+    for key in ("sample_packing", "pretraining_dataset"):
+        if getattr(data, key):
+            yield (key,), "does not apply to image-text-to-text models, which train on whole conversations; remove it"
+    if data.excess_length_strategy == "truncate":
+        yield ("excess_length_strategy",), ("`truncate` would cut image tokens apart; image-text rows can only be "
+                                            "dropped or refused (drop, raise)")
+    for i, ds in enumerate(data.datasets or []):
+        if ds.type != "chat_template":
+            yield ("datasets", i, "type"), "image-text-to-text models read `type: chat_template` rows (messages + images)"
+
+
+def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> Iterator[Problem]:
+    method = METHODS[method_name(rl)]
+    training = training_name(method)
+    for list_key in ("datasets", "test_datasets"):
+        for i, ds in enumerate(getattr(data, list_key) or []):
+            if ds.row_type not in method.row_types:
+                yield (list_key, i, "type"), _wrong_rows(ds, method, training)
+    if model.task not in method.tasks:
+        yield ("model_type",), _wrong_task(model, method, training)
+    if not method.axo_batches:
+        for key in SFT_ONLY_KEYS:
+            if getattr(data, key) not in (None, False):
+                yield (key,), f"does not apply to {training}: its trainer builds its own batches; remove it"
+    if data.excess_length_strategy == "truncate" and not method.truncates:
+        yield ("excess_length_strategy",), (f"`truncate` does not apply to {training}: a cut prompt asks another "
+                                            "question. Use drop (the default) or raise")
+
+
+def _wrong_rows(ds, method: Method, training: str) -> str:
+    if ds.row_type == "transform":
+        return f"`{ds.type}` is a row transform, which feeds `rl: grpo`; {training} reads " + ", ".join(method.row_types)
+    readers = [m for m in METHODS.values() if ds.row_type in m.row_types]
+    hint = f" (`{ds.type_name}` rows train {', '.join(training_name(m) for m in readers)})" if readers else ""
+    return f"`{ds.type_name}` is not a row format of {training}; use " + ", ".join(method.row_types) + hint
+
+
+def _wrong_task(model: ModelConfig, method: Method, training: str) -> str:
+    if method.name == "reward":
+        return "`reward_model: true` trains a scoring head: set `model_type: AutoModelForSequenceClassification` and `num_labels: 1`"
+    if method.name == "process_reward":
+        return ("`process_reward_model: true` scores every step: set `model_type: AutoModelForTokenClassification` "
+                "and `num_labels: 2`")
+    trains = {"sequence_classification": "a reward model (`reward_model: true`, rows of chosen/rejected pairs)",
+              "token_classification": "a process reward model (`process_reward_model: true`, stepwise_supervised rows)"}
+    if model.task in trains:
+        return f"`{model.model_type}` is a classifier: it trains as {trains[model.task]}, not with {training}"
+    return f"`{model.model_type}` cannot be trained with {training}; use AutoModelForCausalLM"
+
+
+def _one_activation_checkpointing(parallel: ParallelConfig, train: TrainingConfig) -> Iterator[Problem]:
+    if parallel.use_fsdp and parallel.fsdp_options.activation_checkpointing and train.gradient_checkpointing:
+        yield ("gradient_checkpointing",), ("`gradient_checkpointing` and `fsdp_config.activation_checkpointing` both recompute activations; "
+                                            "under FSDP keep only `fsdp_config.activation_checkpointing`")
+
+
+def _qat_on_whole_layers(quant: QuantizationConfig, parallel: ParallelConfig) -> Iterator[Problem]:
+    if quant.qat and (parallel.use_fsdp or parallel.deepspeed):
+        yield ("qat",), ("QAT swaps whole layers, which axo does not do under FSDP or DeepSpeed yet: train QAT with "
+                         "DDP (several processes without `fsdp_version` / `deepspeed`)")
+
+
+def _streams_need_max_steps(data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:
+    if data.pretraining_dataset and not train.max_steps:
+        yield ("pretraining_dataset",), "a streamed dataset has no known length: set `max_steps`"
+
+
+def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
+    from axo.config.user_code import check_user_code
+
+    return check_user_code(data, rl)
+
+
+RULES = [_eval_needs_data, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
+         _one_activation_checkpointing, _qat_on_whole_layers, _streams_need_max_steps, _user_code]
+
+
+def cross_area_problems(areas: dict[str, Area]) -> list[Problem]:
+    """Every rule whose areas all validated, each rule given the areas its parameters name."""
+    found: list[Problem] = []
+    for rule in RULES:
+        needs = list(inspect.signature(rule).parameters)
+        if all(name in areas for name in needs):
+            found += list(rule(**{name: areas[name] for name in needs}))
+    return found

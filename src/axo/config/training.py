@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from axo.config.base import Area
 
@@ -54,8 +54,6 @@ class TrainingConfig(Area):
         False, description="Resume from the newest checkpoint in output_dir, if any."
     )
 
-    @model_validator(mode="after")
-    def _one_warmup(self):
+    def check(self):
         if self.warmup_steps is not None and self.warmup_ratio is not None:
-            raise ValueError("set either `warmup_steps` or `warmup_ratio`, not both")
-        return self
+            yield ("warmup_ratio",), "set either `warmup_steps` or `warmup_ratio`, not both"

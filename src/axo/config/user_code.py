@@ -28,27 +28,29 @@ def make_importable(config_dir: Path) -> None:
             del sys.modules[name]
 
 
-def check_user_code(cfg) -> list[str]:
+def check_user_code(data, rl) -> list:
+    """Problems (key path, message) of the reward functions and row transforms a config names."""
     problems = []
-    funcs = (cfg.rl.trl.reward_funcs if cfg.rl.trl else None) or []
+    funcs = (rl.trl.reward_funcs if rl.trl else None) or []
     for i, dotted in enumerate(funcs):
-        problems += _check(dotted, f"trl.reward_funcs[{i}]", _is_reward_function,
+        problems += _check(dotted, ("trl", "reward_funcs", i), _is_reward_function,
                            "a reward function takes (completions, **kwargs) and returns one float per completion")
-    for i, ds in enumerate(cfg.data.datasets or []):
-        if ds.is_transform:
-            problems += _check(ds.type, f"datasets[{i}].type", _is_transform,
-                               "a transform takes one row (a dict) and returns a dict with `prompt`")
+    for list_key in ("datasets", "test_datasets"):
+        for i, ds in enumerate(getattr(data, list_key) or []):
+            if ds.is_transform:
+                problems += _check(ds.type, (list_key, i, "type"), _is_transform,
+                                   "a transform takes one row (a dict) and returns a dict with `prompt`")
     return problems
 
 
-def _check(dotted: str, key: str, valid, shape: str) -> list[str]:
+def _check(dotted: str, key: tuple, valid, shape: str) -> list:
     try:
         func = resolve(dotted)
     except (ImportError, AttributeError, ValueError) as err:
-        return [f"`{key}`: cannot import {dotted!r} ({type(err).__name__}: {err}). Fix: put the module next to "
-                "the config or install it, and check the name."]
+        return [(key, f"cannot import {dotted!r} ({type(err).__name__}: {err}). Fix: put the module next to "
+                      "the config or install it, and check the name.")]
     if not callable(func) or not valid(func):
-        return [f"`{key}`: {dotted!r} has the wrong signature {_signature(func)}; {shape}."]
+        return [(key, f"{dotted!r} has the wrong signature {_signature(func)}; {shape}.")]
     return []
 
 

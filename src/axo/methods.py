@@ -1,0 +1,90 @@
+"""What each training method is, in one table: the rows it reads, the model it trains, its recipe,
+trainer and config mapping, and how its rows are prepared. The config names its method once
+(`method_name`, read through `Config.method`); validation, the recipes, `preprocess`, `evaluate`
+and `inference` read the entry. Adding a method is one entry here and one recipe file.
+
+Objects are named by dotted paths ("module:name") and imported only when used, so the table costs
+nothing to import (the config and the CLI read it)."""
+
+from dataclasses import dataclass
+from importlib import import_module
+
+from axo.config.data import KTO_TYPES, PREFERENCE_TYPES, SFT_TYPES, STEPWISE_TYPES, TRANSFORM
+PREFERENCE_OPTIONS = ("rl_beta", "trl.beta", "max_prompt_len")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    row_types: tuple[str, ...]  # dataset `type`s it reads
+    tasks: tuple[str, ...]  # model tasks (ModelConfig.task) it trains
+    recipe: str  # module whose train(cfg) runs it
+    trainer: str  # the library trainer class
+    mapping: str  # Config -> the trainer's arguments
+    rows: str  # how one dataset entry becomes this method's rows (see axo.data.rows)
+    options: tuple[str, ...] = ()  # keys only this method (and its kin) reads
+    axo_batches: bool = False  # axo builds batches and labels (SFT_ONLY_KEYS apply), not the library trainer
+    truncates: bool = True  # `excess_length_strategy: truncate` can cut its rows
+    generates: bool = True  # a causal LM: `axo inference` and `axo evaluate --exact-match` apply
+
+    def load(self, attribute: str):
+        """The object a "module:name" field names, imported now."""
+        module, _, name = getattr(self, attribute).partition(":")
+        return getattr(import_module(module), name) if name else import_module(module)
+
+
+def _pairs(name: str, trainer: str, mapping: str, summary: str, options: tuple[str, ...]) -> Method:
+    return Method(name, summary, PREFERENCE_TYPES, ("causal_lm",), "axo.train.preference", trainer,
+                  f"axo.train.trl_args:{mapping}", "axo.data.preference:PairRows", PREFERENCE_OPTIONS + options)
+
+
+DPO_OPTIONS = ("dpo_loss_type", "dpo_label_smoothing", "precompute_ref_log_probs")
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
+           "transformers:Trainer", "axo.train.args:to_training_args", "axo.data.rows:sft_rows", axo_batches=True),
+    _pairs("dpo", "trl:DPOTrainer", "to_dpo_config", "direct preference optimization", DPO_OPTIONS),
+    _pairs("ipo", "trl:DPOTrainer", "to_dpo_config", "identity preference optimization", DPO_OPTIONS),
+    _pairs("orpo", "trl.experimental.orpo:ORPOTrainer", "to_orpo_config", "odds-ratio preference optimization",
+           ("orpo_alpha", "trl.max_completion_length")),
+    _pairs("simpo", "trl.experimental.cpo:CPOTrainer", "to_simpo_config", "simple preference optimization",
+           ("simpo_gamma", "cpo_alpha", "trl.max_completion_length")),
+    Method("kto", "Kahneman-Tversky optimization", KTO_TYPES, ("causal_lm",), "axo.train.preference",
+           "trl:KTOTrainer", "axo.train.trl_args:to_kto_config", "axo.data.preference:KTORows",
+           PREFERENCE_OPTIONS + ("kto_desirable_weight", "kto_undesirable_weight", "precompute_ref_log_probs")),
+    Method("reward", "reward model (Bradley-Terry)", PREFERENCE_TYPES, ("sequence_classification",),
+           "axo.train.preference", "trl:RewardTrainer", "axo.train.trl_args:to_reward_config",
+           "axo.data.preference:PairRows", ("max_prompt_len",), generates=False),
+    Method("process_reward", "process reward model", STEPWISE_TYPES, ("token_classification",),
+           "axo.train.process_reward", "transformers:Trainer", "axo.train.args:to_training_args",
+           "axo.data.stepwise:StepRows", generates=False),
+    Method("grpo", "group relative policy optimization", ("chat_template", TRANSFORM), ("causal_lm",),
+           "axo.train.grpo", "trl:GRPOTrainer", "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows",
+           ("rl_beta", "trl.beta", "max_prompt_len", "trl.max_completion_length", "trl.reward_funcs",
+            "trl.reward_weights", "trl.num_generations", "trl.temperature", "trl.epsilon", "trl.loss_type",
+            "trl.scale_rewards", "trl.mask_truncated_completions", "trl.log_completions", "trl.use_vllm",
+            "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port"),
+           truncates=False),
+)}
+# The methods chosen by `rl: <name>` (the others by reward_model / process_reward_model, or none).
+RL_VALUES = tuple(name for name in METHODS if name not in ("sft", "reward", "process_reward"))
+# Keys some method reads; set for any other method they are config errors.
+METHOD_OPTIONS = tuple(dict.fromkeys(key for m in METHODS.values() for key in m.options))
+# axo's batching and label keys, refused for methods whose library trainer builds its own batches.
+SFT_ONLY_KEYS = ("sample_packing", "eval_sample_packing", "sample_packing_sequentially", "pad_to_sequence_len",
+                "pretraining_dataset", "train_on_inputs")
+
+
+def method_name(rl) -> str:
+    """The one place the training method is decided, from the `rl` area's keys."""
+    if rl.reward_model:
+        return "reward"
+    if rl.process_reward_model:
+        return "process_reward"
+    return rl.rl or "sft"
+
+
+def training_name(method: Method) -> str:
+    """How a config spells the method, for messages."""
+    return {"sft": "SFT (no `rl`)", "reward": "`reward_model: true`",
+            "process_reward": "`process_reward_model: true`"}.get(method.name, f"`rl: {method.name}`")
