@@ -46,33 +46,15 @@ def train(
 ):
     """Train as the config says. Extra `--key value` pairs override config keys; with
     --num-processes or --nnodes, the launcher starts the processes (its own options go after `--`)."""
-    from axo.parallel.launch import LAUNCHERS, Launch, command, inside_launcher
+    from axo.parallel.launch import LAUNCHERS, Launch, start
 
     overrides, passthrough = _split_passthrough(ctx.args)
     if launcher not in LAUNCHERS:
         raise AxoError(f"--launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     launch = Launch(launcher, num_processes, nnodes, node_rank, main_process_ip, main_process_port, passthrough)
-    cfg = _load(config, ctx, overrides)  # a bad config fails here, before any process starts
-    if launch.spawns and not inside_launcher():
-        import subprocess
-
-        import torch
-
-        from axo.parallel.engines import check_nd_device, check_world_size
-
-        check_world_size(cfg.parallel, num_processes * nnodes)  # before any process starts
-        check_nd_device(cfg.parallel, torch.accelerator.is_available())
-        cmd = command(launch, [config, *overrides])
-        typer.echo("launching: " + " ".join(cmd), err=True)
-        sys.exit(subprocess.call(cmd))
-    if cfg.parallel.use_ray and not inside_launcher():
-        from axo.parallel.ray import train_on_ray
-
-        train_on_ray(cfg, config, overrides)
-        return
-    from axo.train.recipes import run
-
-    run(cfg)
+    status = start(config, overrides, launch)
+    if status:
+        sys.exit(status)
 
 
 @app.command(context_settings=OVERRIDES)
@@ -82,18 +64,19 @@ def preprocess(
     debug: bool = typer.Option(False, help="Show a few rows token by token: trained in green, masked in red."),
     rows: int = typer.Option(3, help="How many rows --debug shows."),
 ):
-    """Tokenize and cache the datasets, then print row and token statistics."""
+    """Prepare the datasets as training will (any method), cache them, print their statistics."""
+    from axo.data.chat import load_processing
     from axo.data.prepare import prepare
-    from axo.model.tokenizer import load_tokenizer
     from axo.report import print_data_stats, print_token_view
 
     cfg = _load(config, ctx)
-    tokenizer = load_tokenizer(cfg)
-    data = prepare(cfg, tokenizer)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
     if debug:
-        if cfg.data.pretraining_dataset:
-            raise AxoError("--debug shows prepared rows; a streamed `pretraining_dataset` has none.")
-        print_token_view(tokenizer, data.train, rows)
+        if cfg.data.pretraining_dataset or "labels" not in data.train.column_names:
+            raise AxoError("--debug shows rows of tokens and labels; this config's rows have none "
+                           f"({cfg.method.name} rows are tokenized by the trainer, and streamed data is not stored).")
+        print_token_view(text.tokenizer, data.train, rows)
     print_data_stats(data)
 
 

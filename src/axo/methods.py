@@ -27,6 +27,7 @@ class Method:
     axo_batches: bool = False  # axo builds batches and labels (SFT_ONLY_KEYS apply), not the library trainer
     truncates: bool = True  # `excess_length_strategy: truncate` can cut its rows
     generates: bool = True  # a causal LM: `axo inference` and `axo evaluate --exact-match` apply
+    reference_model: bool = False  # the loss compares with a frozen copy of the starting model
 
     def load(self, attribute: str):
         """The object a "module:name" field names, imported now."""
@@ -34,27 +35,30 @@ class Method:
         return getattr(import_module(module), name) if name else import_module(module)
 
 
-def _pairs(name: str, trainer: str, mapping: str, summary: str, options: tuple[str, ...]) -> Method:
+def _pairs(name: str, trainer: str, mapping: str, summary: str, options: tuple[str, ...],
+           reference_model: bool = False) -> Method:
     return Method(name, summary, PREFERENCE_TYPES, ("causal_lm",), "axo.train.preference", trainer,
-                  f"axo.train.trl_args:{mapping}", "axo.data.preference:PairRows", PREFERENCE_OPTIONS + options)
+                  f"axo.train.trl_args:{mapping}", "axo.data.preference:PairRows", PREFERENCE_OPTIONS + options,
+                  reference_model=reference_model)
 
 
 DPO_OPTIONS = ("dpo_loss_type", "dpo_label_smoothing", "precompute_ref_log_probs")
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
            "transformers:Trainer", "axo.train.args:to_training_args", "axo.data.rows:sft_rows", axo_batches=True),
-    _pairs("dpo", "trl:DPOTrainer", "to_dpo_config", "direct preference optimization", DPO_OPTIONS),
-    _pairs("ipo", "trl:DPOTrainer", "to_dpo_config", "identity preference optimization", DPO_OPTIONS),
+    _pairs("dpo", "trl:DPOTrainer", "to_dpo_config", "direct preference optimization", DPO_OPTIONS, True),
+    _pairs("ipo", "trl:DPOTrainer", "to_dpo_config", "identity preference optimization", DPO_OPTIONS, True),
     _pairs("orpo", "trl.experimental.orpo:ORPOTrainer", "to_orpo_config", "odds-ratio preference optimization",
            ("orpo_alpha", "trl.max_completion_length")),
     _pairs("simpo", "trl.experimental.cpo:CPOTrainer", "to_simpo_config", "simple preference optimization",
            ("simpo_gamma", "cpo_alpha", "trl.max_completion_length")),
     Method("kto", "Kahneman-Tversky optimization", KTO_TYPES, ("causal_lm",), "axo.train.preference",
            "trl:KTOTrainer", "axo.train.trl_args:to_kto_config", "axo.data.preference:KTORows",
-           PREFERENCE_OPTIONS + ("kto_desirable_weight", "kto_undesirable_weight", "precompute_ref_log_probs")),
+           PREFERENCE_OPTIONS + ("kto_desirable_weight", "kto_undesirable_weight", "precompute_ref_log_probs"),
+           reference_model=True),
     Method("reward", "reward model (Bradley-Terry)", PREFERENCE_TYPES, ("sequence_classification",),
            "axo.train.preference", "trl:RewardTrainer", "axo.train.trl_args:to_reward_config",
-           "axo.data.preference:PairRows", ("max_prompt_len",), generates=False),
+           "axo.data.preference:PairRows", ("max_prompt_len",), truncates=False, generates=False),
     Method("process_reward", "process reward model", STEPWISE_TYPES, ("token_classification",),
            "axo.train.process_reward", "transformers:Trainer", "axo.train.args:to_training_args",
            "axo.data.stepwise:StepRows", generates=False),

@@ -1,20 +1,19 @@
 """Tables and views for people: dataset statistics, and tokens colored by whether they train."""
 
-STAT_COLUMNS = ["dataset", "rows_in", "rows_out", "truncated", "chunks", "dropped_too_long",
-                "dropped_too_short", "skipped_bad", "tokens", "trained_tokens", "len_p50", "len_p95", "len_max"]
-
-
 def print_data_stats(data) -> None:
-    """One column per dataset, one line per statistic (it stays readable on a narrow terminal)."""
+    """One column per dataset, one line per statistic (it stays readable on a narrow terminal). The
+    statistics are those the method's rows have: preference rows add prompt and answer lengths,
+    GRPO prompts their prompt length."""
     from rich.console import Console
     from rich.table import Table
 
     datasets = [row for row in data.stats if "rows_in" in row]
+    names = list(dict.fromkeys(k for row in datasets for k in row if k not in ("dataset", "path")))
     table = Table(title="Prepared data" + (" (from cache)" if data.cache_hit else ""))
     table.add_column("")
     for row in datasets:
         table.add_column(f"{row['dataset']}\n{row['path']}", justify="right", overflow="fold")
-    for stat in STAT_COLUMNS[1:]:
+    for stat in names:
         table.add_row(stat.replace("_", " "), *(f"{row[stat]:,}" if stat in row else "-" for row in datasets))
     console = Console()
     console.print(table)
@@ -22,7 +21,8 @@ def print_data_stats(data) -> None:
         if "removed" in row:
             console.print(f"exact deduplication removed {row['removed']}")
     eval_rows = len(data.eval) if data.eval is not None else 0
-    console.print(f"train rows: {len(data.train):,}   eval rows: {eval_rows:,}")
+    train_rows = f"{len(data.train):,}" if hasattr(data.train, "__len__") else "streamed"
+    console.print(f"train rows: {train_rows}   eval rows: {eval_rows:,}")
 
 
 def print_token_view(tokenizer, rows, n: int) -> None:

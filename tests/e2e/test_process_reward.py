@@ -43,12 +43,12 @@ def test_step_labels_sit_on_separators(make_config, files):
     cfg = prm_config(make_config, files[0], step_separator=" ;")
     tokenizer = load_tokenizer(cfg)
     row = {"prompt": "Sort: 2 1", "completions": ["ok", "1 2"], "labels": [True, False]}
-    out = tokenize_steps(row, cfg.data.datasets[0], tokenizer, 512)
-    scored = [(tokenizer.decode(out["input_ids"][: i + 1]), label) for i, label in enumerate(out["labels"])
+    ids, labels = tokenize_steps(row, cfg.data.datasets[0], tokenizer)
+    scored = [(tokenizer.decode(ids[: i + 1]), label) for i, label in enumerate(labels)
               if label != IGNORE]
     assert scored == [("<s>Sort: 2 1 ;ok ;", 1), ("<s>Sort: 2 1 ;ok ;1 2 ;", 0)]  # steps follow separators directly
     last_only = prm_config(make_config, files[0], train_on_last_step_only=True).data.datasets[0]
-    labels = tokenize_steps(row, last_only, tokenizer, 512)["labels"]
+    _, labels = tokenize_steps(row, last_only, tokenizer)
     assert [x for x in labels if x != IGNORE] == [0]
 
 
@@ -62,10 +62,10 @@ def test_process_reward_model_scores_held_out_steps(make_config, files):
     hits = total = 0
     for line in test_file.read_text().splitlines():
         row = json.loads(line)
-        encoded = tokenize_steps(row, cfg.data.datasets[0], tokenizer, 512)
+        ids, labels = tokenize_steps(row, cfg.data.datasets[0], tokenizer)
         with torch.no_grad():
-            predicted = model(input_ids=torch.tensor([encoded["input_ids"]])).logits[0].argmax(-1)
-        last = max(i for i, x in enumerate(encoded["labels"]) if x != IGNORE)  # the answer step
-        hits += int(predicted[last]) == encoded["labels"][last]
+            predicted = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1)
+        last = max(i for i, x in enumerate(labels) if x != IGNORE)  # the answer step
+        hits += int(predicted[last]) == labels[last]
         total += 1
     assert hits / total > 0.7, hits / total

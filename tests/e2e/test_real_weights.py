@@ -21,7 +21,8 @@ def test_bert_classifier_with_lora_learns(make_config, tmp_path):
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     cfg = make_config(base_model=str(minilm.get_model_path()), model_type="AutoModelForSequenceClassification",
-                      num_labels=2, adapter="lora", lora_target_modules=["query", "value"], lora_r=8)
+                      num_labels=2, adapter="lora", lora_target_modules=["query", "value"], lora_r=8,
+                      reward_model=True, datasets=[{"path": "pairs.jsonl", "type": "chat_template.default"}])
     tokenizer = load_tokenizer(cfg)
     model = apply_adapter(load_model(cfg, "fp32", tokenizer), cfg)
     assert type(model.base_model.model).__name__ == "BertForSequenceClassification"

@@ -62,16 +62,20 @@ def colour_rows(tmp_path) -> Path:
 
 
 def test_labels_cover_only_the_answer_across_image_tokens(make_config, tiny_vlm, colour_rows):
-    import datasets
-
-    from axo.data.vision import VisionCollator, vision_context
-    from axo.model.tokenizer import load_processor, load_tokenizer
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
 
     cfg = make_config(base_model=str(tiny_vlm), model_type="AutoModelForImageTextToText",
-                      datasets=[{"path": str(colour_rows), "type": "chat_template"}])
-    processor = load_processor(cfg, load_tokenizer(cfg))
-    rows = datasets.load_dataset("json", data_files=str(colour_rows), split="train").select(range(2))
-    batch = VisionCollator(processor, vision_context(cfg, processor))(list(rows))
+                      datasets=[{"path": str(colour_rows), "type": "chat_template"}], shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    collator, processor = trainer_inputs(cfg, data, text).collator, text.processor
+    whole = collator(list(data.train))
+    # the lengths preparation measured are those of the processor's expansion at batching time
+    assert data.stats[0]["len_max"] == whole["attention_mask"].sum(1).max()
+    assert data.stats[0]["trained_tokens"] == (whole["labels"] != IGNORE).sum()
+    batch = collator([data.train[0], data.train[1]])
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")
     assert (batch["input_ids"][0] == image_id).sum() == 4  # one token per 8x8 patch of a 16x16 image
     trained = [processor.tokenizer.decode(ids[labels != IGNORE]) for ids, labels in zip(batch["input_ids"], batch["labels"])]

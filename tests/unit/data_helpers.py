@@ -1,16 +1,29 @@
-"""Helpers for data tests: tokenize hand-written rows through the real pipeline and read back
+"""Helpers for data tests: prepare hand-written rows through the real pipeline and read back
 which text is trained."""
+
+import pickle
 
 from datasets import Dataset
 
-from axo.data.rows import tokenize_rows
+from axo.data.chat import context, setup_chat
+from axo.data.rows import row_fates, row_kind
 from axo.data.tokenize import IGNORE
 
 
+def prepared(cfg, tokenizer, rows: list[dict], index: int = 0, list_key: str = "datasets") -> list[dict]:
+    """Raw rows -> one dict per output row of the config's method: its columns (empty when dropped)
+    plus `status` and `length`, for the dataset entry `list_key[index]` of cfg."""
+    kind = row_kind(cfg, context(cfg, setup_chat(cfg, tokenizer), list_key, index, tokenizer))
+    raw = Dataset.from_list(rows)
+    kind.columns(raw)  # as the pipeline does first: missing columns are an error before any row
+    fates = row_fates(raw, kind, cfg)
+    return [{**(pickle.loads(f["row"]) if f["row"] else {"input_ids": [], "labels": []}),
+             "status": f["status"], "length": f["length"]} for f in fates]
+
+
 def tokenize(cfg, tokenizer, rows: list[dict], index: int = 0) -> list[dict]:
-    """Rows -> [{input_ids, labels, length, status}] for datasets[index] of cfg."""
-    ds = cfg.data.datasets[index]
-    return tokenize_rows(Dataset.from_list(rows), ds, f"datasets[{index}]", cfg, tokenizer).to_list()
+    """Rows -> [{input_ids, labels, length, status}] for datasets[index] of an SFT config."""
+    return prepared(cfg, tokenizer, rows, index)
 
 
 def trained_runs(tokenizer, row: dict) -> list[str]:

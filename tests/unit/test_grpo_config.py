@@ -76,14 +76,15 @@ def test_vllm_serve_without_vllm_is_a_clear_error():
 def test_chat_template_prompt_mapping(make_config, tmp_path):
     import json
 
-    from axo.data.prompts import prepare_prompts
+    from axo.data.prepare import prepare
     from axo.model.tokenizer import load_tokenizer
 
     path = tmp_path / "chat.jsonl"
     path.write_text(json.dumps({"messages": [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1"},
                                              {"role": "assistant", "content": "1 3"}], "answer": "1 3"}) + "\n")
-    cfg = make_config(rl="grpo", trl={"reward_funcs": ["sort_rewards.exact"]}, chat_template="chatml",
+    cfg = make_config(rl="grpo", trl={"reward_funcs": ["sort_rewards.exact"], "max_completion_length": 16},
+                      chat_template="chatml",
                       datasets=[{"path": str(path), "type": "chat_template"}])
-    [row] = prepare_prompts(cfg, load_tokenizer(cfg))
+    [row] = prepare(cfg, load_tokenizer(cfg)).train
     assert row["prompt"] == [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1"}]
     assert row["answer"] == "1 3"  # other columns reach the reward functions

@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from axo.config import validate
 from axo.errors import AxoError, ConfigError
+from axo.data.chat import setup_chat
 from axo.model.checks import align_end_tokens
 from axo.model.loader import load_model
 from axo.model.preflight import check_backends
@@ -113,11 +114,13 @@ def test_end_of_turn_is_added_to_generation_config(make_config, tmp_path):
     chat = {"datasets": [{"path": "x", "type": "chat_template"}], "chat_template": "chatml"}
     cfg = make_config(**chat, special_tokens={"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer = load_tokenizer(cfg)
+    stop = setup_chat(cfg, tokenizer).stop_tokens
+    assert stop == ("</s>", "<|im_end|>")
     model = load_model(cfg, "fp32", tokenizer)
-    assert align_end_tokens(cfg, tokenizer, model) == []
+    assert align_end_tokens(tokenizer, model, stop) == []
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert set(model.generation_config.eos_token_id) == {tokenizer.eos_token_id, im_end}
     cfg = make_config(**chat)  # <|im_end|> is not a token of this vocabulary
     tokenizer = load_tokenizer(cfg)
-    [warning] = align_end_tokens(cfg, tokenizer, load_model(cfg, "fp32", tokenizer))
+    [warning] = align_end_tokens(tokenizer, load_model(cfg, "fp32", tokenizer), setup_chat(cfg, tokenizer).stop_tokens)
     assert "'<|im_end|>' is not one token" in warning and "additional_special_tokens" in warning

@@ -4,8 +4,7 @@ prompt ends and the chosen / rejected completions (the tokens that carry the los
 import pytest
 from trl import DPOConfig, DPOTrainer
 
-from axo.data.preference import prepare_preference, template_of
-from axo.data.templates import BUILTIN
+from axo.data.prepare import prepare
 from axo.errors import AxoError
 from axo.model.loader import load_model
 from axo.model.tokenizer import load_tokenizer
@@ -31,11 +30,10 @@ def tokenized(make_config, tmp_path, ds_type, row, **keys):
     path = tmp_path / "rows.jsonl"
     path.write_text(json.dumps(row) + "\n")
     top = {} if isinstance(ds_type, dict) or template_of_type(ds_type) else {"chat_template": "chatml"}
-    cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": ds_type, **keys}], **top)
+    # the tiny vocabulary spells llama3's markers out in many tokens: room for them
+    cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": ds_type, **keys}], sequence_len=512, **top)
     tokenizer = load_tokenizer(cfg)
-    implied = template_of(cfg.data.datasets[0])
-    tokenizer.chat_template = tokenizer.chat_template or (BUILTIN[implied] if implied else None)
-    train, _ = prepare_preference(cfg, tokenizer)
+    train = prepare(cfg, tokenizer).train  # also puts the dataset's template on the tokenizer, for TRL
     trainer = DPOTrainer(model=load_model(cfg, "fp32", tokenizer), ref_model=load_model(cfg, "fp32", tokenizer),
                          args=DPOConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True),
                          train_dataset=train, processing_class=tokenizer)
@@ -80,10 +78,9 @@ def test_max_prompt_len_drops_long_prompts(make_config, tmp_path):
     long = {**ROWS["chatml.prompt_pairs"], "prompt": "9 " * 80}
     path.write_text(json.dumps(ROWS["chatml.prompt_pairs"]) + "\n" + json.dumps(long) + "\n")
     cfg = make_config(rl="dpo", datasets=[{"path": str(path), "type": "chatml.prompt_pairs"}], max_prompt_len=100)
-    tokenizer = load_tokenizer(cfg)
-    tokenizer.chat_template = BUILTIN["chatml"]
-    train, _ = prepare_preference(cfg, tokenizer)
-    assert len(train) == 1 and train[0]["prompt"][-1]["content"] == "3 1 2"
+    data = prepare(cfg, load_tokenizer(cfg))
+    assert len(data.train) == 1 and data.train[0]["prompt"][-1]["content"] == "3 1 2"
+    assert data.stats[0]["dropped_long_prompt"] == 1 and data.stats[0]["prompt_len_max"] <= 100
 
 
 def test_kto_and_bradley_terry_rows_as_trl_tokenizes_them(make_config, tmp_path):
@@ -96,7 +93,7 @@ def test_kto_and_bradley_terry_rows_as_trl_tokenizes_them(make_config, tmp_path)
                    + json.dumps({"prompt": "3 1 2", "completion": "3 2 1", "label": False}) + "\n")
     cfg = make_config(rl="kto", chat_template="chatml", datasets=[{"path": str(kto), "type": "kto"}])
     tokenizer = load_tokenizer(cfg)
-    train, _ = prepare_preference(cfg, tokenizer)
+    train = prepare(cfg, tokenizer).train
     trainer = KTOTrainer(model=load_model(cfg, "fp32", tokenizer), ref_model=load_model(cfg, "fp32", tokenizer),
                          args=KTOConfig(output_dir=str(tmp_path / "k"), report_to="none", use_cpu=True,
                                         train_sampling_strategy="sequential"),
@@ -111,7 +108,7 @@ def test_kto_and_bradley_terry_rows_as_trl_tokenizes_them(make_config, tmp_path)
     cfg = make_config(reward_model=True, model_type="AutoModelForSequenceClassification", num_labels=1,
                       chat_template="chatml", datasets=[{"path": str(pairs), "type": "bradley_terry.chat_template"}])
     tokenizer = load_tokenizer(cfg)
-    train, _ = prepare_preference(cfg, tokenizer)
+    train = prepare(cfg, tokenizer).train
     trainer = RewardTrainer(model=load_model(cfg, "fp32", tokenizer), train_dataset=train, processing_class=tokenizer,
                             args=RewardConfig(output_dir=str(tmp_path / "r"), report_to="none", use_cpu=True))
     row = trainer.train_dataset[0]

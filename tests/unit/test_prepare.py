@@ -119,7 +119,7 @@ def test_statistics(tmp_path, make_config, tokenizer):
 
 def test_empty_after_filtering_is_a_clear_error(tmp_path, make_config, tokenizer):
     data = write_rows(tmp_path / "d.jsonl", [ROW])
-    with pytest.raises(AxoError, match="no rows left after filtering: 1 too long, 0 too short, 0 malformed of 1"):
+    with pytest.raises(AxoError, match="no rows left after filtering: 1 too long of 1"):
         prepare(make_config(datasets=[{"path": str(data), "type": "alpaca"}], sequence_len=8), tokenizer)
 
 

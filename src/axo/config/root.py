@@ -77,13 +77,13 @@ def _image_rows(model: ModelConfig, data: DataConfig) -> Iterator[Problem]:
         return
     for key in ("sample_packing", "pretraining_dataset"):
         if getattr(data, key):
-            yield (key,), "does not apply to image-text-to-text models, which train on whole conversations; remove it"
+            yield (key,), "does not apply to image-text-to-text models (they train whole conversations); remove it"
     if data.excess_length_strategy == "truncate":
         yield ("excess_length_strategy",), ("`truncate` would cut image tokens apart; image-text rows can only be "
                                             "dropped or refused (drop, raise)")
     for i, ds in enumerate(data.datasets or []):
         if ds.type != "chat_template":
-            yield ("datasets", i, "type"), "image-text-to-text models read `type: chat_template` rows (messages + images)"
+            yield ("datasets", i, "type"), "image-text-to-text models read `type: chat_template` rows (with images)"
 
 
 def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> Iterator[Problem]:
@@ -100,13 +100,13 @@ def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> 
             if getattr(data, key) not in (None, False):
                 yield (key,), f"does not apply to {training}: its trainer builds its own batches; remove it"
     if data.excess_length_strategy == "truncate" and not method.truncates:
-        yield ("excess_length_strategy",), (f"`truncate` does not apply to {training}: a cut prompt asks another "
-                                            "question. Use drop (the default) or raise")
+        yield ("excess_length_strategy",), (f"`truncate` does not apply to {training}: its rows cannot be cut "
+                                            "without changing what they ask. Use drop (the default) or raise")
 
 
 def _wrong_rows(ds, method: Method, training: str) -> str:
     if ds.row_type == "transform":
-        return f"`{ds.type}` is a row transform, which feeds `rl: grpo`; {training} reads " + ", ".join(method.row_types)
+        return f"`{ds.type}` is a row transform, which feeds `rl: grpo`; {training} reads {', '.join(method.row_types)}"
     readers = [m for m in METHODS.values() if ds.row_type in m.row_types]
     hint = f" (`{ds.type_name}` rows train {', '.join(training_name(m) for m in readers)})" if readers else ""
     return f"`{ds.type_name}` is not a row format of {training}; use " + ", ".join(method.row_types) + hint
@@ -114,12 +114,13 @@ def _wrong_rows(ds, method: Method, training: str) -> str:
 
 def _wrong_task(model: ModelConfig, method: Method, training: str) -> str:
     if method.name == "reward":
-        return "`reward_model: true` trains a scoring head: set `model_type: AutoModelForSequenceClassification` and `num_labels: 1`"
+        return ("`reward_model: true` trains a scoring head: set `model_type: AutoModelForSequenceClassification` "
+                "and `num_labels: 1`")
     if method.name == "process_reward":
         return ("`process_reward_model: true` scores every step: set `model_type: AutoModelForTokenClassification` "
                 "and `num_labels: 2`")
-    trains = {"sequence_classification": "a reward model (`reward_model: true`, rows of chosen/rejected pairs)",
-              "token_classification": "a process reward model (`process_reward_model: true`, stepwise_supervised rows)"}
+    trains = {"sequence_classification": "a reward model (`reward_model: true`, chosen/rejected pairs)",
+              "token_classification": "a process reward model (`process_reward_model: true`, stepwise rows)"}
     if model.task in trains:
         return f"`{model.model_type}` is a classifier: it trains as {trains[model.task]}, not with {training}"
     return f"`{model.model_type}` cannot be trained with {training}; use AutoModelForCausalLM"
@@ -127,8 +128,8 @@ def _wrong_task(model: ModelConfig, method: Method, training: str) -> str:
 
 def _one_activation_checkpointing(parallel: ParallelConfig, train: TrainingConfig) -> Iterator[Problem]:
     if parallel.use_fsdp and parallel.fsdp_options.activation_checkpointing and train.gradient_checkpointing:
-        yield ("gradient_checkpointing",), ("`gradient_checkpointing` and `fsdp_config.activation_checkpointing` both recompute activations; "
-                                            "under FSDP keep only `fsdp_config.activation_checkpointing`")
+        yield ("gradient_checkpointing",), ("it and `fsdp_config.activation_checkpointing` both recompute "
+                                            "activations; under FSDP keep only `fsdp_config.activation_checkpointing`")
 
 
 def _qat_on_whole_layers(quant: QuantizationConfig, parallel: ParallelConfig) -> Iterator[Problem]:

@@ -2,15 +2,11 @@
 rejected: [assistant message]} (KTO: {prompt, completion, label}). TRL renders them with the chat
 template and tokenizes; the template is the dataset's (chatml.* and llama3.* name theirs)."""
 
-import logging
-
 from axo.config import Config
-from axo.config.data import DatasetConfig
-from axo.data.formats import Context, RowError, text_field
+from axo.config.data import DatasetConfig, UserDefinedPreference
+from axo.data.formats.base import Context, RowError, text_field
+from axo.data.formats import chat_template
 from axo.data.formats.chat_template import read_messages
-from axo.errors import AxoError
-
-log = logging.getLogger("axo")
 
 # row shape -> (system column, prompt column, chosen column, rejected column)
 SIMPLE_SHAPES = {
@@ -18,12 +14,6 @@ SIMPLE_SHAPES = {
     "prompt_pairs": ("system", "prompt", "chosen", "rejected"),
     "argilla": ("system", "instruction", "chosen_response", "rejected_response"),
 }
-
-
-def template_of(ds: DatasetConfig) -> str | None:
-    """The built-in template a `chatml.*` / `llama3.*` type implies."""
-    family = ds.type_name.split(".")[0]
-    return family if family in ("chatml", "llama3") else None
 
 
 def to_trl_row(row: dict, ds: DatasetConfig, ctx: Context) -> dict:
@@ -76,55 +66,68 @@ def _label(row: dict) -> bool:
     return row["label"]
 
 
-def prepare_preference(cfg: Config, tokenizer):
-    """(train, eval) datasets of TRL rows."""
-    import datasets
+class PairRows:
+    """Rows of chosen/rejected pairs (DPO, IPO, ORPO, SimPO, reward models) in TRL's format, measured
+    as TRL tokenizes them: the prompt, and the prompt followed by each answer."""
 
-    from axo.data.sources import load_rows
+    STATS = ("prompt_len", "chosen_len", "rejected_len", "trained")
+    KEEP_LENGTH = False
+    ANSWERS = ("chosen", "rejected")
 
-    def load_all(entries, list_key):
-        parts = []
-        for i, ds in enumerate(entries):
-            key = f"{list_key}[{i}]"
-            ctx = Context(ds, cfg.data, tokenizer)
-            rows = load_rows(ds, key)
-            parts.append(rows.map(_convert, with_indices=True, remove_columns=rows.column_names,
-                                  fn_kwargs={"ds": ds, "ctx": ctx, "key": f"`{key}` ({ds.path})"},
-                                  desc=f"Reading {key}"))
-        return datasets.concatenate_datasets(parts)
+    def __init__(self, cfg: Config, ctx: Context):
+        self.cfg, self.ctx = cfg, ctx
 
-    train = load_all(cfg.data.datasets, "datasets")
-    if cfg.rl.max_prompt_len:
-        train = _drop_long_prompts(train, tokenizer, cfg.rl.max_prompt_len)
-    if cfg.data.shuffle_merged_datasets:
-        train = train.shuffle(seed=cfg.train.seed).flatten_indices()
-    ev = load_all(cfg.data.test_datasets, "test_datasets") if cfg.data.test_datasets else None
-    if ev is None and cfg.data.val_set_size:
-        from axo.data.prepare import split_eval
+    def columns(self, raw) -> list[str]:
+        return ["prompt", *self.ANSWERS]
 
-        train, ev = split_eval(train, cfg)
-    return train, ev
+    def encode(self, rows: list[dict]) -> list:
+        out = []
+        for row in rows:
+            try:
+                out.append(self.measure(to_trl_row(row, self.ctx.ds, self.ctx)))
+            except RowError as err:
+                out.append(err)
+        return out
+
+    def measure(self, row: dict) -> dict:
+        prompt = len(self._tokens(row["prompt"], prompt=True))
+        full = {a: len(self._tokens(_join(row["prompt"], row[a], self.ctx.tokenizer.eos_token))) for a in self.ANSWERS}
+        answers = {f"{a}_len": full[a] - prompt for a in self.ANSWERS}
+        return {**row, "length": max(full.values()), "prompt_len": prompt, **answers, "trained": sum(answers.values())}
+
+    def _tokens(self, value, prompt: bool = False) -> list[int]:
+        tokenizer = self.ctx.tokenizer
+        if isinstance(value, str):
+            return tokenizer(value)["input_ids"]
+        return tokenizer.apply_chat_template(value, chat_template=self.ctx.template, add_generation_prompt=prompt,
+                                             tokenize=True, return_dict=False)
+
+    def truncate(self, row: dict, limit: int) -> dict | None:
+        """TRL cuts the sequences to `max_length` (= sequence_len) from the end, keeping the prompt's
+        start; a row whose prompt alone fills it keeps no answer, and TRL drops it."""
+        return {**row, "length": limit} if row["prompt_len"] < limit else None
+
+    def split(self, row: dict, limit: int) -> None:
+        return None
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        fmt = self.ctx.ds.type
+        if isinstance(fmt, UserDefinedPreference):
+            return fmt.prompt_format.format(prompt=text, system=""), True
+        return chat_template.prompt(text, self.ctx), False
 
 
-def _convert(row, index, ds, ctx, key):
-    try:
-        return to_trl_row(row, ds, ctx)
-    except RowError as err:
-        raise AxoError(f"{key} row {index}: field {err.field!r} {err.problem}. {err.fix}") from None
+class KTORows(PairRows):
+    """KTO rows: one answer, labelled desirable or not."""
+
+    STATS = ("prompt_len", "completion_len", "trained")
+    ANSWERS = ("completion",)
+
+    def columns(self, raw) -> list[str]:
+        return ["prompt", "completion", "label"]
 
 
-def _drop_long_prompts(rows, tokenizer, limit: int):
-    """max_prompt_len: TRL 1.16 has no prompt limit of its own, so rows over it are dropped here."""
-    def short_enough(prompt):
-        if isinstance(prompt, list):
-            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-        else:
-            ids = tokenizer(prompt)["input_ids"]
-        return len(ids) <= limit
+def _join(prompt, answer, eos: str):
+    """The prompt followed by an answer, as TRL joins them (plain text gets EOS)."""
+    return prompt + answer + ("" if answer.endswith(eos) else eos) if isinstance(prompt, str) else prompt + answer
 
-    kept = rows.filter(short_enough, input_columns="prompt")
-    if len(kept) < len(rows):
-        log.info("max_prompt_len=%d: dropped %d of %d rows with longer prompts", limit, len(rows) - len(kept), len(rows))
-    if len(kept) == 0:
-        raise AxoError(f"every prompt is longer than max_prompt_len={limit} tokens. Raise `max_prompt_len`.")
-    return kept

@@ -1,6 +1,7 @@
-"""datasets config -> tokenized train (and eval) splits, cached on disk by a fingerprint of
-everything that changes the tokens. In a multi-process run one process per machine prepares;
-the others wait for the finished cache."""
+"""The one data pipeline every method goes through: load -> the method's row kind (per method and
+format) -> length and bad-row policies -> statistics -> mix and shuffle -> split -> deduplicate ->
+cache. The result is cached on disk by a fingerprint of everything that changes the rows. In a
+multi-process run one process per machine prepares; the others wait for the finished cache."""
 
 import hashlib
 import json
@@ -12,32 +13,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from axo.config import Config
-from axo.config.data import DatasetConfig
-from axo.data.rows import KEPT, format_context, tokenize_rows
+from axo.data.chat import ChatSetup, context, setup_chat
+from axo.data.rows import DROPPED, process_rows, row_kind
 from axo.data.sources import load_rows
-from axo.data.tokenize import IGNORE
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
-CACHE_VERSION = 2  # bump when tokenization code changes what it writes
+CACHE_VERSION = 3  # bump when row preparation changes what it writes
 WAIT_LOG_EVERY = 60.0
 
 
 @dataclass
 class Prepared:
-    train: object  # datasets.Dataset (or IterableDataset when streaming) with input_ids, labels, length
+    train: object  # datasets.Dataset (or IterableDataset when streaming) of the method's rows
     eval: object | None
     stats: list[dict] = field(default_factory=list)
     cache_hit: bool = False
 
 
-def prepare(cfg: Config, tokenizer) -> Prepared:
+def prepare(cfg: Config, tokenizer, chat: ChatSetup | None = None, processor=None) -> Prepared:
+    """The method's train (and eval) rows. `chat` is the run's chat setup (resolved here when not
+    given); `processor` is an image-text model's."""
+    chat = chat or setup_chat(cfg, tokenizer, processor)
     if cfg.data.pretraining_dataset:
         from axo.data.pretraining import stream_pretraining
 
-        ev = prepare_tokenized(cfg, tokenizer, train=False) if cfg.data.test_datasets else None
+        ev = _cached(cfg, tokenizer, chat, processor, train=False) if cfg.data.test_datasets else None
         return Prepared(stream_pretraining(cfg, tokenizer), ev.eval if ev else None, ev.stats if ev else [])
-    return prepare_tokenized(cfg, tokenizer)
+    return _cached(cfg, tokenizer, chat, processor)
 
 
 def split_eval(rows, cfg: Config):
@@ -47,32 +50,12 @@ def split_eval(rows, cfg: Config):
     return parts["train"], parts["test"]
 
 
-def prepare_raw(cfg: Config) -> Prepared:
-    """Rows as they are, for image-text-to-text models: their processor tokenizes at batching time."""
-    import datasets
-
-    def load_all(entries, list_key):
-        parts = [load_rows(ds, f"{list_key}[{i}]") for i, ds in enumerate(entries)]
-        stats = [{"dataset": f"{list_key}[{i}]", "path": ds.path, "rows_in": len(p), "rows_out": len(p)}
-                 for i, (ds, p) in enumerate(zip(entries, parts))]
-        return datasets.concatenate_datasets(parts), stats
-
-    train, stats = load_all(cfg.data.datasets, "datasets")
-    ev = None
-    if cfg.data.test_datasets:
-        ev, eval_stats = load_all(cfg.data.test_datasets, "test_datasets")
-        stats += eval_stats
-    elif cfg.data.val_set_size:
-        train, ev = split_eval(train, cfg)
-    return Prepared(train, ev, stats)
-
-
-def prepare_tokenized(cfg: Config, tokenizer, train: bool = True) -> Prepared:
-    cache = _cache_dir(cfg, tokenizer)
+def _cached(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool = True) -> Prepared:
+    cache = _cache_dir(cfg, tokenizer, chat, processor)
     hit = (cache / "stats.json").exists()
     built = not hit and _is_local_main()
     if built:
-        _build_into(cache, cfg, tokenizer, train)
+        _build_into(cache, lambda: _build(cfg, tokenizer, chat, processor, train))
     elif not hit:
         _wait_for(cache)
     # One line per process, whatever the timing: exactly one process per machine says "tokenized".
@@ -81,11 +64,11 @@ def prepare_tokenized(cfg: Config, tokenizer, train: bool = True) -> Prepared:
     return _load(cache, hit)
 
 
-def _build_into(cache: Path, cfg: Config, tokenizer, train: bool) -> None:
+def _build_into(cache: Path, build) -> None:
     failed = cache.with_name(cache.name + ".failed")
     failed.unlink(missing_ok=True)
     try:
-        splits, stats = _build(cfg, tokenizer, train)
+        splits, stats = build()
         _write_cache(cache, splits, stats)
     except BaseException as err:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -93,14 +76,14 @@ def _build_into(cache: Path, cfg: Config, tokenizer, train: bool) -> None:
         raise
 
 
-def _build(cfg: Config, tokenizer, train: bool) -> tuple[dict, list[dict]]:
+def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool) -> tuple[dict, list[dict]]:
     stats, splits = [], {}
     if train:
-        splits["train"], stats = _tokenize_all(cfg.data.datasets, "datasets", cfg, tokenizer)
+        splits["train"], stats = _prepare_list("datasets", cfg, tokenizer, chat, processor)
         if cfg.data.shuffle_merged_datasets:
             splits["train"] = splits["train"].shuffle(seed=cfg.train.seed).flatten_indices()
     if cfg.data.test_datasets:
-        splits["eval"], eval_stats = _tokenize_all(cfg.data.test_datasets, "test_datasets", cfg, tokenizer)
+        splits["eval"], eval_stats = _prepare_list("test_datasets", cfg, tokenizer, chat, processor)
         stats += eval_stats
     elif train and cfg.data.val_set_size:
         splits["train"], splits["eval"] = split_eval(splits["train"], cfg)
@@ -112,52 +95,42 @@ def _build(cfg: Config, tokenizer, train: bool) -> tuple[dict, list[dict]]:
     return splits, stats
 
 
-def _tokenize_all(entries: list[DatasetConfig], list_key: str, cfg: Config, tokenizer):
+def _prepare_list(list_key: str, cfg: Config, tokenizer, chat: ChatSetup, processor):
     import datasets
 
     parts, stats = [], []
-    for i, ds in enumerate(entries):
+    for i, ds in enumerate(getattr(cfg.data, list_key)):
         key = f"{list_key}[{i}]"
-        rows = load_rows(ds, key)
-        part = tokenize_rows(rows, ds, key, cfg, tokenizer)
-        stats.append(_stats(key, ds.path, len(rows), part))
-        part = part.filter(lambda status: status in KEPT, input_columns="status").remove_columns("status")
+        kind = row_kind(cfg, context(cfg, chat, list_key, i, tokenizer, processor))
+        part, stat = process_rows(load_rows(ds, key), kind, cfg)
+        stats.append(stat)
         if len(part) == 0:
-            raise AxoError(f"`{key}` ({ds.path}): no rows left after filtering: "
-                           f"{_drop_summary(stats[-1])}. Fix the data or the length settings.")
+            note = getattr(kind, "LENGTH_NOTE", "")
+            raise AxoError(f"`{key}` ({ds.path}): no rows left after filtering: {_drop_summary(stat)}. Fix the data "
+                           f"or the length settings{note}.")
         parts.append(part)
     return datasets.concatenate_datasets(parts), stats
 
 
-def _stats(key: str, path: str, rows_in: int, part) -> dict:
-    status = part["status"]
-    lengths = sorted(n for n, s in zip(part["length"], status) if s in KEPT)
-    trained = sum(sum(1 for t in labels if t != IGNORE) for labels in part["labels"])
-    pct = (lambda q: lengths[min(len(lengths) - 1, int(q * len(lengths)))] if lengths else 0)
-    count = {s: status.count(s) for s in ("truncated", "chunk", "too_long", "too_short", "bad")}
-    return {
-        "dataset": key, "path": path, "rows_in": rows_in, "rows_out": len(lengths),
-        "truncated": count["truncated"], "chunks": count["chunk"], "dropped_too_long": count["too_long"],
-        "dropped_too_short": count["too_short"], "skipped_bad": count["bad"], "tokens": sum(lengths),
-        "trained_tokens": trained, "len_p50": pct(0.5), "len_p95": pct(0.95), "len_max": lengths[-1] if lengths else 0,
-    }
-
-
 def _drop_summary(stat: dict) -> str:
-    return (f"{stat['dropped_too_long']} too long, {stat['dropped_too_short']} too short, "
-            f"{stat['skipped_bad']} malformed of {stat['rows_in']}")
+    reasons = {"dropped_too_long": "too long", "dropped_too_short": "too short",
+               "dropped_long_prompt": "over max_prompt_len", "skipped_bad": "malformed"}
+    dropped = [f"{stat[k]} {reasons[k]}" for k in DROPPED.values() if stat[k]]
+    return ", ".join(dropped or ["none dropped"]) + f" of {stat['rows_in']}"
 
 
 def _deduplicate(splits: dict, stats: list[dict]) -> dict:
-    """Exact duplicates (same input_ids and labels) leave the training split, and eval rows that
-    also appear in training leave the eval split, so eval never scores memorised rows."""
-    def key(ids, labels):
-        return hashlib.blake2b(repr((ids, labels)).encode(), digest_size=16).digest()
+    """Exact duplicates (the same prepared row) leave the training split, and eval rows that also
+    appear in training leave the eval split, so eval never scores memorised rows."""
+    columns = [c for c in splits["train"].column_names if c != "length"]
+
+    def key(*values):
+        return hashlib.blake2b(repr(values).encode(), digest_size=16).digest()
 
     seen: set = set()
 
-    def first_time(ids, labels):
-        k = key(ids, labels)
+    def first_time(*values):
+        k = key(*values)
         if k in seen:
             return False
         seen.add(k)
@@ -165,42 +138,56 @@ def _deduplicate(splits: dict, stats: list[dict]) -> dict:
 
     out = dict(splits)
     before = len(splits["train"])
-    out["train"] = splits["train"].filter(first_time, input_columns=["input_ids", "labels"])
+    out["train"] = splits["train"].filter(first_time, input_columns=columns)
     train_keys = set(seen)
     removed = {"train": before - len(out["train"])}
     if "eval" in splits:
         before = len(splits["eval"])
-        out["eval"] = splits["eval"].filter(lambda i, l: key(i, l) not in train_keys,
-                                            input_columns=["input_ids", "labels"])
+        out["eval"] = splits["eval"].filter(lambda *values: key(*values) not in train_keys, input_columns=columns)
         removed["eval"] = before - len(out["eval"])
     stats.append({"dataset": "deduplication", "removed": removed})
     log.info("Exact deduplication removed %s rows", removed)
     return out
 
 
-def _cache_dir(cfg: Config, tokenizer) -> Path:
+def _cache_dir(cfg: Config, tokenizer, chat: ChatSetup, processor) -> Path:
     root = Path(cfg.data.dataset_prepared_path or Path(cfg.train.output_dir) / "prepared")
-    return root / fingerprint(cfg, tokenizer)
+    return root / fingerprint(cfg, tokenizer, chat, processor)
 
 
-def fingerprint(cfg: Config, tokenizer) -> str:
-    """Hash of everything that changes the tokens: data file contents, dataset entries and data
-    options, the tokenizer (vocabulary, special tokens, chat templates and end-of-turn tokens)."""
+def fingerprint(cfg: Config, tokenizer, chat: ChatSetup, processor=None) -> str:
+    """Hash of everything that changes the rows: data file contents, dataset entries and data
+    options, the method and its row keys, the tokenizer (vocabulary, special tokens), each
+    dataset's chat template and end-of-turn tokens, the code of row transforms, the processor."""
     entries = (cfg.data.datasets or []) + (cfg.data.test_datasets or [])
-    contexts = [format_context(cfg, ds, tokenizer) for ds in entries]
+    trl = cfg.rl.trl
     h = hashlib.sha256()
     h.update(json.dumps({
         "version": CACHE_VERSION,
         "data": cfg.data.model_dump(mode="json", exclude={"dataset_prepared_path", "dataset_processes"}),
+        "method": cfg.method.name, "task": cfg.model.task, "max_prompt_len": cfg.rl.max_prompt_len,
+        "max_completion_length": trl.max_completion_length if trl else None,
         "seed": cfg.train.seed,  # shuffling and the val_set_size split depend on it
         "vocab": sorted(tokenizer.get_vocab().items()),
         "special": tokenizer.special_tokens_map,
         "bos": tokenizer("", add_special_tokens=True)["input_ids"],
-        "templates": [c.template for c in contexts], "eot": [c.eot for c in contexts],
+        "chat": [[c.template, c.eot] for c in chat.datasets + chat.test_datasets],
+        "processor": processor.to_dict() if processor is not None else None,
     }, sort_keys=True, default=str).encode())
     for entry in entries:
         _hash_path(h, entry.path)
+        if entry.is_transform:
+            _hash_path(h, _module_file(entry.type))
     return h.hexdigest()[:16]
+
+
+def _module_file(dotted: str) -> str:
+    """The source file of a transform, so editing it invalidates the cache."""
+    import inspect
+
+    from axo.config.user_code import resolve
+
+    return inspect.getsourcefile(resolve(dotted)) or ""
 
 
 def _hash_path(h, path: str) -> None:

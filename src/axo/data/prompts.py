@@ -1,45 +1,91 @@
 """Prompts for GRPO: rows mapped by the user's transform (`type: my_module.transform`, returning
 `prompt` and any fields the reward functions read) or by the chat_template prompt mapping (the
-conversation up to its last user turn). Other columns travel along to the reward functions."""
+conversation up to its last user turn). Other columns travel along to the reward functions.
+
+A prompt row is as long as its prompt plus the completion budget (`trl.max_completion_length`), the
+longest sequence GRPO can make of it, so `sequence_len` bounds it like every other row."""
 
 from axo.config import Config
-from axo.config.data import DatasetConfig
-from axo.data.formats import Context, RowError
+from axo.data.formats.base import Context, RowError
+from axo.data.formats import chat_template
 from axo.data.formats.chat_template import read_messages
-from axo.errors import AxoError
 
 
-def prepare_prompts(cfg: Config, tokenizer):
-    import datasets
+class PromptRows:
+    STATS = ("prompt_len",)
+    KEEP_LENGTH = False
+    LENGTH_NOTE = " (a GRPO row is as long as its prompt plus `trl.max_completion_length`)"
 
-    from axo.config.user_code import resolve
-    from axo.data.sources import load_rows
+    def __init__(self, cfg: Config, ctx: Context):
+        from axo.config.user_code import resolve
 
-    parts = []
-    for i, ds in enumerate(cfg.data.datasets):
-        key = f"datasets[{i}]"
-        rows = load_rows(ds, key)
-        mapper = resolve(ds.type) if ds.is_transform else None
-        parts.append(rows.map(_prompt_row, with_indices=True, desc=f"Prompts of {key}",
-                              fn_kwargs={"mapper": mapper, "ds": ds, "ctx": Context(ds, cfg.data, tokenizer),
-                                         "key": f"`{key}` ({ds.path})"}))
-    train = datasets.concatenate_datasets(parts)
-    return train.shuffle(seed=cfg.train.seed) if cfg.data.shuffle_merged_datasets else train
+        self.cfg, self.ctx = cfg, ctx
+        self.mapper = resolve(ctx.ds.type) if ctx.ds.is_transform else None
+        self.budget = completion_budget(cfg)
 
+    def columns(self, raw) -> list[str]:
+        """The raw columns, plus what the transform adds (learned from the first row it reads)."""
+        added = ["prompt"]
+        if self.mapper is not None and len(raw):
+            first = self._map(raw[0])
+            added = list(first) if isinstance(first, dict) else added
+        return list(dict.fromkeys([*raw.column_names, *added]))
 
-def _prompt_row(row, index, mapper, ds: DatasetConfig, ctx: Context, key: str) -> dict:
-    if mapper is not None:
-        out = mapper(dict(row))
-        if not isinstance(out, dict) or "prompt" not in out:
-            raise AxoError(f"{key} row {index}: the transform {ds.type!r} must return a dict with `prompt`, "
-                           f"got {type(out).__name__}.")
+    def encode(self, rows: list[dict]) -> list:
+        out = []
+        for row in rows:
+            try:
+                out.append(self.measure(self._map(row)))
+            except RowError as err:
+                out.append(err)
         return out
-    try:
-        messages, _ = read_messages(row, ctx)
-    except RowError as err:
-        raise AxoError(f"{key} row {index}: field {err.field!r} {err.problem}. {err.fix}") from None
+
+    def _map(self, row: dict) -> dict:
+        if self.mapper is None:
+            return {**row, "prompt": chat_prompt(row, self.ctx)}
+        try:
+            mapped = self.mapper(dict(row))
+        except Exception as err:  # the user's code: the row it failed on is what helps
+            raise RowError("(transform)", f"{self.ctx.ds.type!r} raised {type(err).__name__}: {err}",
+                           "Fix the row or the transform.") from None
+        if not isinstance(mapped, dict) or "prompt" not in mapped:
+            raise RowError("(transform)", f"{self.ctx.ds.type!r} must return a dict with `prompt`, got "
+                           f"{type(mapped).__name__}", "Fix the transform.")
+        return {**row, **mapped}
+
+    def measure(self, row: dict) -> dict:
+        prompt = row["prompt"]
+        text = prompt if isinstance(prompt, str) else chat_template.render(self.ctx, prompt, generation_prompt=True)
+        tokens = len(self.ctx.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"])
+        return {**row, "prompt_len": tokens, "length": tokens + self.budget}
+
+    def truncate(self, row: dict, limit: int) -> None:
+        return None  # refused at config time: a cut prompt asks another question
+
+    def split(self, row: dict, limit: int) -> None:
+        return None
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        if self.ctx.template:
+            return chat_template.prompt(text, self.ctx), False
+        return text, True
+
+
+def chat_prompt(row: dict, ctx: Context) -> list[dict]:
+    """The conversation up to its last user turn: the model writes the answer."""
+    messages, _ = read_messages(row, ctx)
     while messages and messages[-1]["role"] == "assistant":
-        messages.pop()  # the model writes the answer
+        messages.pop()
     if not messages:
-        raise AxoError(f"{key} row {index}: no prompt left once the assistant's answer is removed.")
-    return {"prompt": messages}
+        raise RowError(ctx.ds.field_messages, "holds no prompt once the assistant's answer is removed", "Fix the row.")
+    return messages
+
+
+def completion_budget(cfg: Config) -> int:
+    """The most tokens GRPO generates per prompt: `trl.max_completion_length`, else TRL's default."""
+    set_ = cfg.rl.trl.max_completion_length if cfg.rl.trl else None
+    if set_:
+        return set_
+    from trl import GRPOConfig
+
+    return GRPOConfig.__dataclass_fields__["max_completion_length"].default

@@ -1,76 +1,229 @@
-"""One dataset entry -> tokenized rows, with every row's fate recorded: kept, truncated, cut into
-chunks, or dropped (too long, too short, malformed), so statistics and errors can name them."""
+"""One dataset entry -> the method's rows, with every row's fate recorded: kept, truncated, cut
+into chunks, or dropped (too long, too short, prompt too long, malformed), so statistics and errors
+can name them. The policies here are the same for every method; what differs is the row kind, which
+turns raw rows into the method's columns and says how long each row is.
+
+A row kind (one per method, named in axo.methods: `rows`) has:
+    columns(raw) -> list[str]                the columns it writes (raises AxoError for missing inputs)
+    encode(rows) -> [dict | RowError]        per raw row: its columns plus `length` (the longest sequence
+                                             it becomes) and its STATS, or why it cannot be read
+    truncate(row, limit) -> dict | None      the row cut to `limit` tokens, or None when it cannot be
+    split(row, limit) -> [dict] | None       long rows cut into chunks instead (completion), else None
+    prompt(text) -> (str, add_special_tokens)  how `axo inference` shows the model a prompt
+    STATS: tuple[str, ...]                   per-row counts `preprocess` reports: `trained` (tokens the
+                                             loss reads), `prompt_len` (max_prompt_len reads it), ...
+    KEEP_LENGTH: bool                        `length` stays a column (packing reads it)
+
+Rows travel pickled through the policy pass, so a dropped row is an empty value of one type whatever
+the method's columns are; the kept ones are unpacked into those columns afterwards.
+"""
+
+import pickle
 
 from axo.config import Config
-from axo.config.data import DatasetConfig
-from axo.data.formats import Context, RowError, get_format
-from axo.data.templates import end_of_turn_tokens, resolve_template
+from axo.data.formats import get_format
+from axo.data.formats.base import Context, RowError
 from axo.data.tokenize import IGNORE, encode
 from axo.errors import AxoError
 
 KEPT = ("ok", "truncated", "chunk")
-COLUMNS = ("input_ids", "labels", "length", "status")
+DROPPED = {"too_long": "dropped_too_long", "too_short": "dropped_too_short", "long_prompt": "dropped_long_prompt",
+           "bad": "skipped_bad"}
 
 
-def format_context(cfg: Config, ds: DatasetConfig, tokenizer) -> Context:
-    if ds.type_name != "chat_template":
-        return Context(ds, cfg.data, tokenizer)
-    template = resolve_template(cfg.data, ds, tokenizer)
-    return Context(ds, cfg.data, tokenizer, template, tuple(end_of_turn_tokens(cfg.data, template, tokenizer)))
+def process_rows(raw, kind, cfg: Config) -> tuple[object, dict]:
+    """(the kept rows in the kind's columns, the entry's statistics)."""
+    columns = kind.columns(raw)
+    fates = row_fates(raw, kind, cfg)
+    stats = statistics(kind.ctx.key, kind.ctx.ds.path, len(raw), fates, kind.STATS)
+    kept = fates.filter(lambda status: status in KEPT, input_columns="status")
+    rows = kept.map(_unpack, batched=True, remove_columns=kept.column_names, desc=f"Unpacking {kind.ctx.key}",
+                    fn_kwargs={"columns": columns, "keep_length": kind.KEEP_LENGTH})
+    return rows, stats
 
 
-def tokenize_rows(rows, ds: DatasetConfig, key: str, cfg: Config, tokenizer):
-    """datasets.Dataset of raw rows -> Dataset with COLUMNS, one or more output rows per input row."""
-    if ds.type is None:
-        if "input_ids" not in rows.column_names:
-            raise AxoError(f"`{key}.type` is not set and the rows of {ds.path!r} have no input_ids "
-                           f"(columns: {rows.column_names}). Fix: set `type:` to alpaca, chat_template, "
-                           "completion or input_output.")
-        encode_fn, kwargs = _pretokenized_batch, {}
-    else:
-        ctx = format_context(cfg, ds, tokenizer)
-        fmt = get_format(ds)
-        missing = [c for c in fmt.columns(ctx) if c not in rows.column_names]
-        if missing:
-            raise AxoError(f"`{key}` ({ds.path}): type {ds.type_name!r} needs column(s) {missing}, but "
-                           f"the data has {rows.column_names}. Rename the columns or change the field options.")
-        encode_fn, kwargs = _format_batch, {"fmt": fmt, "ctx": ctx}
-    return rows.map(
-        encode_fn, batched=True, with_indices=True, remove_columns=rows.column_names,
-        num_proc=cfg.data.dataset_processes, desc=f"Tokenizing {key}",
-        fn_kwargs={**kwargs, "key": f"`{key}` ({ds.path})", "cfg": cfg, "tokenizer": tokenizer},
+def row_fates(raw, kind, cfg: Config):
+    """Per output row: the row pickled (empty when dropped), its `status`, `length` and STATS."""
+    return raw.map(
+        _batch, batched=True, with_indices=True, remove_columns=raw.column_names,
+        num_proc=cfg.data.dataset_processes, desc=f"Preparing {kind.ctx.key}",
+        fn_kwargs={"kind": kind, "key": f"`{kind.ctx.key}` ({kind.ctx.ds.path})", "cfg": cfg},
     )
 
 
-def _format_batch(batch, indices, fmt, ctx, key, cfg, tokenizer):
-    parsed = []  # per row, in order: its segments, or the RowError that stopped it
-    for row in _rows(batch):
-        try:
-            parsed.append(fmt.segments(row, ctx))
-        except RowError as err:
-            parsed.append(err)
-    good = [p for p in parsed if not isinstance(p, RowError)]
-    encoded = iter(encode(tokenizer, good, fmt.ADD_SPECIAL_TOKENS, cfg.data.train_on_inputs))
-    out = _empty()
-    for result, index in zip(parsed, indices):
-        if isinstance(result, RowError):
-            _bad_row(out, result, index, key, cfg)
+def _batch(batch, indices, kind, key, cfg):
+    names = list(batch)
+    rows = [dict(zip(names, values)) for values in zip(*batch.values())]
+    out = {c: [] for c in ("row", "status", "length", *kind.STATS)}
+    for item, index in zip(kind.encode(rows), indices):
+        if isinstance(item, RowError):
+            if not cfg.data.skip_bad_rows:
+                raise AxoError(f"{key} row {index}: field {item.field!r} {item.problem}. {item.fix}")
+            _emit(out, None, "bad")
         else:
-            _fit_length(out, *next(encoded), index, key, cfg, split=fmt.SPLIT_LONG)
+            _fit(out, item, index, key, kind, cfg)
     return out
 
 
-def _pretokenized_batch(batch, indices, key, cfg, tokenizer):
-    out = _empty()
-    vocab = len(tokenizer)
-    for row, index in zip(_rows(batch), indices):
-        try:
-            ids, labels = _check_tokens(row, vocab)
-        except RowError as err:
-            _bad_row(out, err, index, key, cfg)
-            continue
-        _fit_length(out, ids, labels, index, key, cfg, split=False)
+def _fit(out, item: dict, index: int, key: str, kind, cfg: Config) -> None:
+    """The length policies: max_prompt_len, then sequence_len (excess_length_strategy, or chunks
+    for formats that split), then min_sample_len."""
+    limit, data = cfg.data.sequence_len, cfg.data
+    prompt_limit = cfg.rl.max_prompt_len
+    if prompt_limit and item.get("prompt_len", 0) > prompt_limit:
+        _emit(out, None, "long_prompt")
+    elif item["length"] <= limit:
+        _emit(out, item, "ok", data.min_sample_len)
+    elif (chunks := kind.split(item, limit)) is not None:
+        for chunk in chunks:
+            _emit(out, chunk, "chunk", data.min_sample_len)
+    elif data.excess_length_strategy == "raise":
+        raise AxoError(f"{key} row {index}: {item['length']} tokens, more than sequence_len={limit}. Fix: raise "
+                       "`sequence_len`, or set `excess_length_strategy` to drop or truncate.")
+    elif data.excess_length_strategy == "truncate" and (cut_row := kind.truncate(item, limit)) is not None:
+        _emit(out, cut_row, "truncated", data.min_sample_len)
+    else:
+        _emit(out, None, "too_long")
+
+
+def _emit(out, item: dict | None, status: str, min_len: int = 0) -> None:
+    if item is not None and item["length"] < min_len:
+        item, status = None, "too_short"
+    out["status"].append(status)
+    out["row"].append(b"" if item is None else pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    for column in out:
+        if column not in ("row", "status"):
+            out[column].append(0 if item is None else item[column])
+
+
+def _unpack(batch, columns, keep_length: bool):
+    items = [pickle.loads(b) for b in batch["row"]]
+    out = {c: [item.get(c) for item in items] for c in columns}
+    if keep_length:
+        out["length"] = batch["length"]
     return out
+
+
+def statistics(key: str, path: str, rows_in: int, fates, stat_columns: tuple[str, ...]) -> dict:
+    """Per dataset entry: what came in, what went out and why, and the lengths of what was kept."""
+    status = fates["status"]
+    kept = [i for i, s in enumerate(status) if s in KEPT]
+    stats = {"dataset": key, "path": path, "rows_in": rows_in, "rows_out": len(kept),
+             "truncated": status.count("truncated"), "chunks": status.count("chunk"),
+             **{name: status.count(s) for s, name in DROPPED.items()}}
+    def of_kept(column: str) -> list[int]:
+        values = fates[column]
+        return sorted(values[i] for i in kept)
+
+    lengths = of_kept("length")
+    stats["tokens"] = sum(lengths)
+    if "trained" in stat_columns:
+        stats["trained_tokens"] = sum(of_kept("trained"))
+    stats.update(_percentiles("len", lengths))
+    for column in stat_columns:
+        if column != "trained":
+            stats.update(_percentiles(column, of_kept(column)))
+    return stats
+
+
+def _percentiles(name: str, values: list[int]) -> dict:
+    def at(q: float) -> int:
+        return values[min(len(values) - 1, int(q * len(values)))] if values else 0
+
+    return {f"{name}_p50": at(0.5), f"{name}_p95": at(0.95), f"{name}_max": at(1.0)}
+
+
+def trained_count(labels) -> int:
+    return sum(1 for t in labels if t != IGNORE)
+
+
+def cut(item: dict, limit: int, columns=("input_ids", "labels")) -> dict:
+    """A token row cut to its first `limit` tokens."""
+    kept = {c: item[c][:limit] for c in columns}
+    return {**item, **kept, "length": limit, "trained": trained_count(kept["labels"])}
+
+
+class TokenRows:
+    """Base of the kinds whose rows are input_ids and labels (SFT, process reward models)."""
+
+    STATS: tuple[str, ...] = ("trained",)
+    KEEP_LENGTH = True
+
+    def __init__(self, cfg: Config, ctx: Context):
+        self.cfg, self.ctx = cfg, ctx
+
+    def columns(self, raw) -> list[str]:
+        return ["input_ids", "labels"]
+
+    def truncate(self, item: dict, limit: int) -> dict | None:
+        return cut(item, limit)
+
+    def split(self, item: dict, limit: int) -> list[dict] | None:
+        return None
+
+    def row(self, ids: list[int], labels: list[int]) -> dict:
+        return {"input_ids": ids, "labels": labels, "length": len(ids), "trained": trained_count(labels)}
+
+
+class TextRows(TokenRows):
+    """SFT formats (alpaca, chat_template, completion, input_output, a mapping): segments of text
+    tokenized once, each token trained when its segment is."""
+
+    def __init__(self, cfg: Config, ctx: Context):
+        super().__init__(cfg, ctx)
+        self.fmt = get_format(ctx.ds)
+
+    def columns(self, raw) -> list[str]:
+        missing = [c for c in self.fmt.columns(self.ctx) if c not in raw.column_names]
+        if missing:
+            raise AxoError(f"`{self.ctx.key}` ({self.ctx.ds.path}): type {self.ctx.ds.type_name!r} needs column(s) "
+                           f"{missing}, but the data has {raw.column_names}. Rename the columns or change the field "
+                           "options.")
+        return super().columns(raw)
+
+    def encode(self, rows: list[dict]) -> list:
+        parsed = []
+        for row in rows:
+            try:
+                parsed.append(self.fmt.segments(row, self.ctx))
+            except RowError as err:
+                parsed.append(err)
+        good = [p for p in parsed if not isinstance(p, RowError)]
+        encoded = iter(encode(self.ctx.tokenizer, good, self.fmt.ADD_SPECIAL_TOKENS, self.cfg.data.train_on_inputs))
+        return [p if isinstance(p, RowError) else self.row(*next(encoded)) for p in parsed]
+
+    def split(self, item: dict, limit: int) -> list[dict] | None:
+        if not self.fmt.SPLIT_LONG:
+            return None
+        ids, labels = item["input_ids"], item["labels"]
+        return [self.row(ids[i:i + limit], labels[i:i + limit]) for i in range(0, len(ids), limit)]
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        return self.fmt.prompt(text, self.ctx), self.fmt.ADD_SPECIAL_TOKENS
+
+
+class PretokenizedRows(TokenRows):
+    """Rows that already hold input_ids (and optionally labels), checked against the vocabulary."""
+
+    def columns(self, raw) -> list[str]:
+        if "input_ids" not in raw.column_names:
+            raise AxoError(f"`{self.ctx.key}.type` is not set and the rows of {self.ctx.ds.path!r} have no "
+                           f"input_ids (columns: {raw.column_names}). Fix: set `type:` to alpaca, chat_template, "
+                           "completion or input_output.")
+        return super().columns(raw)
+
+    def encode(self, rows: list[dict]) -> list:
+        vocab = len(self.ctx.tokenizer)
+        out = []
+        for row in rows:
+            try:
+                out.append(self.row(*_check_tokens(row, vocab)))
+            except RowError as err:
+                out.append(err)
+        return out
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        return text, True
 
 
 def _check_tokens(row: dict, vocab: int) -> tuple[list[int], list[int]]:
@@ -88,41 +241,15 @@ def _check_tokens(row: dict, vocab: int) -> tuple[list[int], list[int]]:
     return ids, labels
 
 
-def _fit_length(out, ids, labels, index, key, cfg, split: bool) -> None:
-    max_len, data = cfg.data.sequence_len, cfg.data
-    if len(ids) > max_len and split:
-        for start in range(0, len(ids), max_len):
-            _emit(out, ids[start:start + max_len], labels[start:start + max_len], "chunk", data.min_sample_len)
-    elif len(ids) > max_len and data.excess_length_strategy == "raise":
-        raise AxoError(f"{key} row {index}: {len(ids)} tokens, more than sequence_len={max_len}. Fix: raise "
-                       "`sequence_len`, or set `excess_length_strategy` to drop or truncate.")
-    elif len(ids) > max_len and data.excess_length_strategy == "truncate":
-        _emit(out, ids[:max_len], labels[:max_len], "truncated", data.min_sample_len)
-    elif len(ids) > max_len:
-        _emit(out, [], [], "too_long", 0)
-    else:
-        _emit(out, ids, labels, "ok", data.min_sample_len)
+def sft_rows(cfg: Config, ctx: Context):
+    """SFT's row kind for a dataset entry: image-text rows for image-text models, else by `type`."""
+    if cfg.model.task == "image_text_to_text":
+        from axo.data.vision import ImageRows
+
+        return ImageRows(cfg, ctx)
+    return PretokenizedRows(cfg, ctx) if ctx.ds.type is None else TextRows(cfg, ctx)
 
 
-def _emit(out, ids, labels, status, min_len) -> None:
-    if status in KEPT and len(ids) < min_len:
-        ids, labels, status = [], [], "too_short"
-    out["input_ids"].append(ids)
-    out["labels"].append(labels)
-    out["length"].append(len(ids))
-    out["status"].append(status)
-
-
-def _bad_row(out, err: RowError, index: int, key: str, cfg: Config) -> None:
-    if not cfg.data.skip_bad_rows:
-        raise AxoError(f"{key} row {index}: field {err.field!r} {err.problem}. {err.fix}")
-    _emit(out, [], [], "bad", 0)
-
-
-def _rows(batch: dict):
-    names = list(batch)
-    return (dict(zip(names, values)) for values in zip(*batch.values()))
-
-
-def _empty() -> dict:
-    return {c: [] for c in COLUMNS}
+def row_kind(cfg: Config, ctx: Context):
+    """The row kind the config's method prepares this dataset entry with (axo.methods: `rows`)."""
+    return cfg.method.load("rows")(cfg, ctx)

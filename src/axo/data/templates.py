@@ -49,13 +49,22 @@ FALLBACK = "tokenizer_default_fallback_"
 
 
 def resolve_template(data: DataConfig, ds: DatasetConfig | None, tokenizer) -> str:
-    """The Jinja text a chat_template dataset is rendered with: the dataset's own choice, else
-    the top-level one, else the tokenizer's."""
+    """The Jinja text a dataset's conversations are rendered with: the dataset's own choice, else
+    the one its type names (`chatml.intel`, `llama3.argilla`...), else the top-level one, else the
+    tokenizer's."""
     if ds is not None and (ds.chat_template_jinja or ds.chat_template):
         name, jinja, where = ds.chat_template or "jinja", ds.chat_template_jinja, "datasets[].chat_template"
+    elif ds is not None and implied_template(ds) and not data.template_name:
+        name, jinja, where = implied_template(ds), None, "datasets[].type"
     else:
         name, jinja, where = data.template_name or "tokenizer_default", data.chat_template_jinja, "chat_template"
     return _template(name, jinja, where, tokenizer)
+
+
+def implied_template(ds: DatasetConfig) -> str | None:
+    """The built-in template a `chatml.*` / `llama3.*` type names."""
+    family = ds.type_name.split(".")[0]
+    return family if family in BUILTIN and "." in ds.type_name else None
 
 
 def _template(name: str, jinja: str | None, where: str, tokenizer) -> str:

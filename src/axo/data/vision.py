@@ -1,18 +1,21 @@
 """Image + text rows for image-text-to-text models. Rows stay raw until batching: the collator
 renders each conversation (the same turn-by-turn masking as text chat), then lets the model's
-processor insert the image tokens and pixel values, and carries the labels across that expansion."""
+processor insert the image tokens and pixel values, and carries the labels across that expansion.
+While preparing, each row is read the same way once to check it and to measure its length after
+the processor's expansion, so `sequence_len` and the other length keys mean what they mean for text."""
 
 from pathlib import Path
 
 import torch
 
-from axo.data.formats import Context, RowError
+from axo.config import Config
 from axo.data.formats import chat_template
+from axo.data.formats.base import Context, RowError
 from axo.data.tokenize import IGNORE, encode
 from axo.errors import AxoError
 
 
-def load_image(value, row_index: int):
+def load_image(value):
     from PIL import Image
 
     if isinstance(value, Image.Image):
@@ -20,9 +23,49 @@ def load_image(value, row_index: int):
     if isinstance(value, dict) and value.get("path"):  # datasets' Image feature, undecoded
         value = value["path"]
     if isinstance(value, str) and Path(value).is_file():
-        return Image.open(value).convert("RGB")
-    raise AxoError(f"row {row_index}: image {str(value)[:80]!r} is neither a readable file nor an image. "
+        try:
+            return Image.open(value).convert("RGB")
+        except OSError as err:
+            raise RowError("images", f"{value!r} is not a readable image ({err})", "Fix or remove the file.") from None
+    raise RowError("images", f"{str(value)[:80]!r} is neither a readable file nor an image",
                    "Fix the `images` column (paths relative to where axo runs, or images).")
+
+
+class ImageRows:
+    STATS = ("trained",)
+    KEEP_LENGTH = False
+
+    def __init__(self, cfg: Config, ctx: Context):
+        self.cfg, self.ctx = cfg, ctx
+
+    def columns(self, raw) -> list[str]:
+        return list(raw.column_names)
+
+    def encode(self, rows: list[dict]) -> list:
+        out = []
+        for row in rows:
+            try:
+                out.append(self.measure(row))
+            except RowError as err:
+                out.append(err)
+        return out
+
+    def measure(self, row: dict) -> dict:
+        segments = chat_template.segments(row, self.ctx)
+        images = [load_image(v) for v in row.get("images") or []]
+        text = "".join(piece for piece, _ in segments)
+        expanded = self.ctx.processor(text=[text], images=[images] if images else None)["input_ids"][0]
+        [(_, labels)] = encode(self.ctx.tokenizer, [segments], False, self.cfg.data.train_on_inputs)
+        return {**row, "length": len(expanded), "trained": sum(1 for t in labels if t != IGNORE)}
+
+    def truncate(self, row: dict, limit: int) -> None:
+        return None  # refused at config time: a cut would split an image's tokens
+
+    def split(self, row: dict, limit: int) -> None:
+        return None
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        return chat_template.prompt(text, self.ctx), False
 
 
 class VisionCollator:
@@ -32,12 +75,9 @@ class VisionCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         segments, images = [], []
-        for i, row in enumerate(rows):
-            try:
-                segments.append(chat_template.segments(row, self.ctx))
-            except RowError as err:
-                raise AxoError(f"image row: field {err.field!r} {err.problem}. {err.fix}") from None
-            images.append([load_image(v, i) for v in row.get("images") or []])
+        for row in rows:  # prepared rows: each was read this way once already
+            segments.append(chat_template.segments(row, self.ctx))
+            images.append([load_image(v) for v in row.get("images") or []])
         texts = ["".join(text for text, _ in segs) for segs in segments]
         unexpanded = encode(self.processor.tokenizer, segments, False, self.train_on_inputs)
         batch = self.processor(text=texts, images=[imgs or None for imgs in images] if any(images) else None,
@@ -62,22 +102,3 @@ class VisionCollator:
 
     def _run_ends(self, processed: torch.Tensor, i: int) -> bool:
         return i + 1 >= len(processed) or processed[i + 1].item() != self.image_token_id
-
-
-def vision_context(cfg, processor) -> Context:
-    """The chat context of the first dataset, rendered with the processor's template unless the
-    config names one (image parts need a template that knows them)."""
-    from dataclasses import replace
-
-    from axo.data.rows import format_context
-
-    ds = cfg.data.datasets[0]
-    own = ds.chat_template or ds.chat_template_jinja or cfg.data.template_name
-    ctx = format_context(cfg, ds, processor.tokenizer) if own else None
-    template = ctx.template if ctx else processor.chat_template
-    if not template:
-        raise AxoError("the processor has no chat template: set `chat_template` or `chat_template_jinja`.")
-    from axo.data.templates import end_of_turn_tokens
-
-    eot = tuple(end_of_turn_tokens(cfg.data, template, processor.tokenizer))
-    return replace(ctx, template=template, eot=eot) if ctx else Context(ds, cfg.data, processor.tokenizer, template, eot)

@@ -82,8 +82,8 @@ def merge_fsdp_shards(cfg: Config, checkpoint: str | None = None) -> Path:
     from transformers import AutoConfig
     from transformers.trainer_utils import get_last_checkpoint
 
+    from axo.data.chat import load_processing
     from axo.model.loader import load_config
-    from axo.model.tokenizer import load_tokenizer
 
     folder = Path(checkpoint) if checkpoint else Path(get_last_checkpoint(cfg.train.output_dir) or cfg.train.output_dir)
     shards = sorted(folder.glob("pytorch_model_fsdp_*"))
@@ -94,6 +94,6 @@ def merge_fsdp_shards(cfg: Config, checkpoint: str | None = None) -> Path:
     merge_fsdp_weights(str(shards[0]), str(out), safe_serialization=True)
     config_dir = folder if (folder / "config.json").exists() else None
     (AutoConfig.from_pretrained(config_dir) if config_dir else load_config(cfg)).save_pretrained(out)
-    load_tokenizer(cfg).save_pretrained(out)
+    load_processing(cfg).tokenizer.save_pretrained(out)  # with the run's chat template, as training saved it
     log.info("Merged %d-rank shards of %s into %s", len(list(shards[0].glob("*.distcp"))), folder, out)
     return out

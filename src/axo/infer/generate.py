@@ -4,25 +4,25 @@ import sys
 from dataclasses import dataclass
 
 from axo.config import Config
-from axo.data.formats import Context, get_format
+from axo.errors import AxoError
+from axo.methods import training_name
 
 
 @dataclass
 class Generator:
     model: object
     tokenizer: object
-    ctx: Context
+    kind: object  # the row kind of the first dataset: it formats prompts as training saw them
+    stop_tokens: tuple[str, ...]  # EOS and the chat template's end-of-turn markers (axo.data.chat)
 
     def encode(self, text: str):
-        fmt = get_format(self.ctx.ds)
-        return self.tokenizer(fmt.prompt(text, self.ctx), return_tensors="pt",
-                              add_special_tokens=fmt.ADD_SPECIAL_TOKENS)
+        prompt, add_special_tokens = self.kind.prompt(text)
+        return self.tokenizer(prompt, return_tensors="pt", add_special_tokens=add_special_tokens)
 
     @property
     def stop_ids(self) -> list[int]:
-        """EOS and the template's end-of-turn tokens: a chat model ends its turn with the latter."""
         ids = {self.tokenizer.eos_token_id}
-        for token in self.ctx.eot:
+        for token in self.stop_tokens:
             token_id = self.tokenizer.convert_tokens_to_ids(token)
             if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
                 ids.add(token_id)
@@ -50,16 +50,25 @@ class Generator:
 def load_generator(cfg: Config, checkpoint: str | None = None) -> Generator:
     import logging
 
-    from axo.config.data import DatasetConfig
-    from axo.data.rows import format_context
+    from axo.data.chat import context, load_processing
+    from axo.data.rows import TextRows, row_kind
     from axo.model.loader import load_for_inference
 
+    if not cfg.method.generates or cfg.model.task == "image_text_to_text":
+        task = cfg.model.task.replace("_", "-")
+        raise AxoError("`axo inference` generates text from a prompt; this config trains "
+                       f"{training_name(cfg.method)} with a {task} model, which it cannot prompt that way.")
     model, tokenizer, what = load_for_inference(cfg, checkpoint)
     logging.getLogger("axo").info("Generating with the %s", what)
-    # Prompts look like the first dataset's rows; raw text for pre-tokenized or streamed data.
-    first = (cfg.data.datasets or [None])[0]
-    ds = first if first is not None and first.type is not None else DatasetConfig(path="-", type="completion")
-    return Generator(model, tokenizer, format_context(cfg, ds, tokenizer))
+    text = load_processing(cfg, tokenizer)
+    if cfg.data.datasets:  # prompts look like the first dataset's rows
+        kind = row_kind(cfg, context(cfg, text.chat, "datasets", 0, tokenizer))
+    else:  # streamed raw text
+        from axo.config.data import DatasetConfig
+        from axo.data.formats.base import Context
+
+        kind = TextRows(cfg, Context(DatasetConfig(path="-", type="completion"), cfg.data, tokenizer))
+    return Generator(model, tokenizer, kind, text.chat.stop_tokens)
 
 
 def interactive(gen: Generator, max_new_tokens: int, temperature: float) -> None:

@@ -7,7 +7,7 @@ from axo.config import Config
 log = logging.getLogger("axo")
 
 
-def trainable_model(cfg: Config, precision, tokenizer):
+def trainable_model(cfg: Config, precision, tokenizer, stop_tokens: tuple[str, ...] = ()):
     """Loaded (with new token rows), stopping where the chat template ends turns, fake-quantized
     for QAT (before patches, which hold on to the output head, and before the adapter, which
     learns around the rounded base), patched, and wrapped in its adapter, whose trainable rows
@@ -21,7 +21,7 @@ def trainable_model(cfg: Config, precision, tokenizer):
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     vocab_before = text.vocab_size
     model = load_model(cfg, precision, tokenizer)
-    align_end_tokens(cfg, tokenizer, model)
+    align_end_tokens(tokenizer, model, stop_tokens or (tokenizer.eos_token,))
     if cfg.quant.qat:
         from axo.model.qat import prepare_qat
 

@@ -4,25 +4,19 @@ to stop. axo explains the consequence, and fixes what it can in the generation_c
 
 import logging
 
-from axo.config import Config
-
 log = logging.getLogger("axo")
 
 
-def align_end_tokens(cfg: Config, tokenizer, model) -> list[str]:
-    """Make generation stop at EOS and at every end-of-turn token; return the warnings given."""
-    from axo.data.rows import format_context
-
-    chat = [ds for ds in cfg.data.datasets or [] if ds.type == "chat_template"]
-    eot = format_context(cfg, chat[0], tokenizer).eot if chat else ()
+def align_end_tokens(tokenizer, model, stop_tokens: tuple[str, ...]) -> list[str]:
+    """Make generation stop at every token of `stop_tokens` (EOS and the chat template's
+    end-of-turn markers, from axo.data.chat); return the warnings given."""
     gen = getattr(model, "generation_config", None)
     if gen is None:
         return []
     stop = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
     stop = [i for i in stop if i is not None]
     warnings = []
-    wanted = [tokenizer.eos_token] + [t for t in eot if t != tokenizer.eos_token]
-    for token in wanted:
+    for token in stop_tokens:
         ids = tokenizer.convert_tokens_to_ids([token]) if token in tokenizer.get_vocab() else []
         if not ids:
             warnings.append(

@@ -1,5 +1,5 @@
 """Tokenizer (and processor) loading with the config's fixes: special tokens, added tokens,
-renamed tokens, a pad token that never masks EOS, and the chat template."""
+renamed tokens, and a pad token that never masks EOS."""
 
 import logging
 
@@ -36,12 +36,7 @@ def load_tokenizer(cfg: Config):
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
     tokenizer.padding_side = "right"
-    if cfg.data.template_name:
-        # Saved with the tokenizer, so the trained model chats with the template it learned.
-        from axo.data.templates import resolve_template
-
-        tokenizer.chat_template = resolve_template(cfg.data, None, tokenizer)
-    return tokenizer
+    return tokenizer  # its chat template is the run's, set by axo.data.chat.setup_chat
 
 
 def _rename_added_tokens(tokenizer, overrides: dict[int, str]):

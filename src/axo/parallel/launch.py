@@ -1,6 +1,7 @@
 """`axo train cfg.yml --num-processes N`: start the training processes with a standard launcher
 (accelerate, torchrun) running `python -m axo.cli train cfg.yml ...` in each. Inside them axo
-is the same program a user would start with `accelerate launch -m axo.cli train cfg.yml`."""
+is the same program a user would start with `accelerate launch -m axo.cli train cfg.yml`.
+`start` makes the one choice `axo train` has: spawn a launcher, submit to Ray, or train here."""
 
 import os
 import sys
@@ -22,6 +23,35 @@ class Launch:
     @property
     def spawns(self) -> bool:
         return self.launcher != "python" and (self.num_processes > 1 or self.nnodes > 1)
+
+
+def start(config: str, overrides: list[str], launch: Launch) -> int:
+    """Validate the config (a bad one fails before any process starts), then train: in processes a
+    launcher starts, in a Ray Train job, or in this process. Returns the exit status."""
+    from axo.config import load
+
+    cfg = load(config, overrides)
+    if launch.spawns and not inside_launcher():
+        import subprocess
+
+        import torch
+
+        from axo.parallel.engines import check_nd_device, check_world_size
+
+        check_world_size(cfg.parallel, launch.num_processes * launch.nnodes)  # before any process starts
+        check_nd_device(cfg.parallel, torch.accelerator.is_available())
+        cmd = command(launch, [config, *overrides])
+        print("launching: " + " ".join(cmd), file=sys.stderr)
+        return subprocess.call(cmd)
+    if cfg.parallel.use_ray and not inside_launcher():
+        from axo.parallel.ray import train_on_ray
+
+        train_on_ray(cfg, config, overrides)
+        return 0
+    from axo.train.recipes import run
+
+    run(cfg)
+    return 0
 
 
 def inside_launcher() -> bool:

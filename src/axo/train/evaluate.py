@@ -6,18 +6,25 @@ import math
 from axo.config import Config
 from axo.data.tokenize import IGNORE
 from axo.errors import AxoError
+from axo.methods import training_name
 
 log = logging.getLogger("axo")
 
 
 def evaluate(cfg: Config, checkpoint: str | None = None, exact_match: bool = False,
              limit: int | None = None) -> dict:
+    from axo.data.chat import load_processing
     from axo.data.collator import Collator
     from axo.data.prepare import prepare
     from axo.model.loader import load_for_inference
 
+    if not cfg.method.axo_batches or cfg.model.task != "causal_lm":
+        raise AxoError("`axo evaluate` scores a causal LM on SFT rows; this config trains "
+                       f"{training_name(cfg.method)} ({cfg.method.summary}), whose trainer reports its own eval "
+                       "metrics during training: set `val_set_size` (or `test_datasets`) and `eval_steps`.")
     model, tokenizer, what = load_for_inference(cfg, checkpoint)
-    data = prepare(cfg, tokenizer)
+    text = load_processing(cfg, tokenizer)
+    data = prepare(cfg, tokenizer, text.chat)
     if data.eval is None:
         raise AxoError("there is no eval split: set `test_datasets` or `val_set_size`.")
     rows = data.eval.select(range(min(limit, len(data.eval)))) if limit else data.eval

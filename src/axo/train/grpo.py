@@ -12,10 +12,10 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from trl import GRPOTrainer
 
     from axo.config.user_code import resolve
-    from axo.data.prompts import prepare_prompts
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
     from axo.model.build import trainable_model
-    from axo.model.tokenizer import load_tokenizer
-    from axo.train.outputs import save_run
+    from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
     from axo.train.setup import prepare_trainer, start_run
     from axo.train.trl_args import to_grpo_config
 
@@ -24,19 +24,26 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     reward_funcs = [resolve(path) for path in cfg.rl.trl.reward_funcs]
 
     # Prompts, then the model that answers them
-    tokenizer = load_tokenizer(cfg)
-    tokenizer.padding_side = "left"  # generation continues the prompt
-    prompts = prepare_prompts(cfg, tokenizer)
-    model = trainable_model(cfg, run.precision, tokenizer)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat)
+    text.tokenizer.padding_side = "left"  # generation continues the prompt
+    model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
-        args=to_grpo_config(cfg, run.precision, has_eval=False, tf32=run.tf32),
-        train_dataset=prompts,
-        processing_class=tokenizer,
+        args=to_grpo_config(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32),
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=text.tokenizer,
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
-    return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "grpo"})
+
+    # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
+    summary = {**result.metrics, "precision": run.precision, "method": cfg.method.name, "data": data.stats}
+    finish_qat(trainer, cfg)
+    summary |= save_model(trainer, cfg)
+    summary |= export_quantized(trainer, cfg)
+    return write_run_files(trainer, cfg, summary)

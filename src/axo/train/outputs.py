@@ -1,4 +1,6 @@
-"""What a finished run leaves in output_dir besides the model: the resolved config and a summary."""
+"""What a finished run leaves in output_dir, one step each, called in this order by every recipe:
+plain layers again after QAT, the model or adapter with its tokenizer (plain transformers / peft
+load them), the quantized copy, and the run's files (the resolved config and run_summary.json)."""
 
 import json
 import logging
@@ -12,26 +14,37 @@ log = logging.getLogger("axo")
 CONFIG_FILE = "axo_config.yml"
 
 
-def save_run(trainer, cfg: Config, summary: dict) -> dict:
-    """The model or adapter with its tokenizer/processor (plain transformers / peft load them), the
-    resolved config, run_summary.json and, with `qat:` or `quantization:`, the quantized copy."""
+def finish_qat(trainer, cfg: Config) -> None:
     if cfg.quant.qat:
-        from axo.model.qat import finish_qat
+        from axo.model.qat import finish_qat as restore
 
-        finish_qat(trainer.model)
+        restore(trainer.model)
+
+
+def save_model(trainer, cfg: Config) -> dict:
+    """The trained model (or adapter) and its tokenizer/processor in output_dir; under FSDP, the
+    shards gathered as `final_state_dict_type` says. Returns what the run summary records of it."""
     if getattr(trainer, "is_fsdp_enabled", False):
-        summary = {**summary, **_fsdp_save(trainer, cfg)}
-    else:
-        trainer.save_model(cfg.train.output_dir)
-    if not trainer.is_world_process_zero():
-        return summary
-    save_config(cfg, cfg.train.output_dir)
-    log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
-    if cfg.quant.export_scheme:
-        from axo.export.quantize import quantize_model
+        return _fsdp_save(trainer, cfg)
+    trainer.save_model(cfg.train.output_dir)
+    if trainer.is_world_process_zero():
+        log.info("Saved the %s to %s", "adapter" if cfg.lora.adapter else "model", cfg.train.output_dir)
+    return {}
 
-        summary = {**summary, "quantized": str(quantize_model(cfg))}
-    Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+
+def export_quantized(trainer, cfg: Config) -> dict:
+    """With `qat:` or `quantization:`, the quantized copy in output_dir/quantized."""
+    if not cfg.quant.export_scheme or not trainer.is_world_process_zero():
+        return {}
+    from axo.export.quantize import quantize_model
+
+    return {"quantized": str(quantize_model(cfg))}
+
+
+def write_run_files(trainer, cfg: Config, summary: dict) -> dict:
+    if trainer.is_world_process_zero():
+        save_config(cfg, cfg.train.output_dir)
+        Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

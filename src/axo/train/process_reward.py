@@ -13,36 +13,42 @@ log = logging.getLogger("axo")
 def train(cfg: Config, callbacks: list | None = None) -> dict:
     from transformers import DataCollatorForTokenClassification, Trainer
 
-    from axo.data.stepwise import prepare_steps
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
     from axo.model.build import trainable_model
-    from axo.model.tokenizer import load_tokenizer
     from axo.train.args import to_training_args
-    from axo.train.outputs import save_run
+    from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
     from axo.train.setup import prepare_trainer, start_run
 
     # Preflight
     run = start_run(cfg)
 
     # Data: steps tokenized, the separator after each step labelled good (1) or bad (0).
-    tokenizer = load_tokenizer(cfg)
-    train_rows, eval_rows = prepare_steps(cfg, tokenizer)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat)
 
     # Model: a token-classification head (num_labels 2), with or without an adapter.
-    model = trainable_model(cfg, run.precision, tokenizer)
+    model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = Trainer(
         model=model,
-        args=to_training_args(cfg, run.precision, has_eval=eval_rows is not None, tf32=run.tf32),
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-        processing_class=tokenizer,
+        args=to_training_args(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32),
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=DataCollatorForTokenClassification(text.tokenizer),
+        processing_class=text.tokenizer,
         compute_metrics=step_accuracy,
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
-    return save_run(trainer, cfg, {**result.metrics, "precision": run.precision, "method": "process_reward"})
+
+    # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
+    summary = {**result.metrics, "precision": run.precision, "method": cfg.method.name, "data": data.stats}
+    finish_qat(trainer, cfg)
+    summary |= save_model(trainer, cfg)
+    summary |= export_quantized(trainer, cfg)
+    return write_run_files(trainer, cfg, summary)
 
 
 def step_accuracy(prediction) -> dict:

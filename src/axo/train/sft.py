@@ -3,7 +3,6 @@
 import logging
 
 from axo.config import Config
-from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 
@@ -13,49 +12,42 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     benchmarks that embed axo)."""
     from transformers import Trainer
 
-    from axo.data.collator import Collator
-    from axo.data.packing import trainer_datasets
-    from axo.data.prepare import prepare, prepare_raw
-    from axo.data.vision import VisionCollator, vision_context
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
     from axo.model.adapters import loraplus_optimizer
     from axo.model.build import trainable_model
-    from axo.model.tokenizer import load_processor, load_tokenizer
     from axo.train.args import to_training_args
-    from axo.train.outputs import save_run
+    from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
     from axo.train.setup import prepare_trainer, start_run
 
     # Preflight: hardware-dependent choices, and the checkpoint to resume from.
-    if cfg.model.task == "sequence_classification":
-        raise AxoError(f"`model_type: {cfg.model.model_type}` is a classifier: it trains as a reward model "
-                       "(`rl: reward`), not with SFT.")
     run = start_run(cfg)
     log.info("Training in %s", run.precision)
 
     # Data, then model: a data mistake should fail before a large model is loaded.
-    tokenizer = load_tokenizer(cfg)
-    if cfg.model.task == "image_text_to_text":
-        processing = load_processor(cfg, tokenizer)
-        data = prepare_raw(cfg)
-        train_rows, eval_rows, packing = data.train, data.eval, {}
-        collator = VisionCollator(processing, vision_context(cfg, processing), cfg.data.train_on_inputs)
-    else:
-        processing = tokenizer
-        data = prepare(cfg, tokenizer)
-        train_rows, eval_rows, packing = trainer_datasets(cfg, data)
-        collator = Collator(tokenizer.pad_token_id, cfg.data.sequence_len if cfg.data.pad_to_sequence_len else None)
-    model = trainable_model(cfg, run.precision, tokenizer)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    inputs = trainer_inputs(cfg, data, text)
+    model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = Trainer(
         model=model,
-        args=to_training_args(cfg, run.precision, has_eval=eval_rows is not None, tf32=run.tf32),
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        data_collator=collator,
-        processing_class=processing,
+        args=to_training_args(cfg, run.precision, has_eval=inputs.eval is not None, tf32=run.tf32),
+        train_dataset=inputs.train,
+        eval_dataset=inputs.eval,
+        data_collator=inputs.collator,
+        processing_class=text.processing_class,
         optimizers=(loraplus_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
     result = trainer.train(resume_from_checkpoint=run.resume)
 
-    return save_run(trainer, cfg, {**result.metrics, **packing, "precision": run.precision, "data": data.stats})
+    # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
+    summary = {**result.metrics, **inputs.stats, "precision": run.precision, "method": cfg.method.name,
+               "data": data.stats}
+    finish_qat(trainer, cfg)
+    summary |= save_model(trainer, cfg)
+    summary |= export_quantized(trainer, cfg)
+    return write_run_files(trainer, cfg, summary)

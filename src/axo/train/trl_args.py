@@ -21,7 +21,7 @@ def to_dpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
     from trl import DPOConfig
 
     r = cfg.rl
-    loss_type = r.dpo_loss_type or (["ipo"] if r.rl == "ipo" else None)
+    loss_type = r.dpo_loss_type or (["ipo"] if cfg.method.name == "ipo" else None)
     return DPOConfig(**_common(cfg, precision, has_eval, tf32), precompute_ref_log_probs=r.precompute_ref_log_probs,
                      **_set(beta=r.beta, loss_type=loss_type, label_smoothing=r.dpo_label_smoothing))
 

@@ -1,7 +1,7 @@
 """Alpaca: instruction / input / output, with Axolotl's (and Stanford Alpaca's) prompt text.
 A non-empty `system` column replaces the opening sentence."""
 
-from axo.data.formats import Context, Segment, text_field
+from axo.data.formats.base import Context, Segment, text_field
 
 ADD_SPECIAL_TOKENS = True
 SPLIT_LONG = False

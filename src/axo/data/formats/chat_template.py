@@ -7,7 +7,7 @@ its end-of-turn marker, so tool calls are trained with the text; other trained r
 content. End-of-turn and EOS markers are trained as `train_on_eot` / `train_on_eos` say.
 """
 
-from axo.data.formats import Context, RowError, Segment
+from axo.data.formats.base import Context, RowError, Segment
 
 ADD_SPECIAL_TOKENS = False  # templates write their own BOS
 SPLIT_LONG = False
@@ -82,13 +82,14 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
     return messages, trained
 
 
+def render(ctx: Context, messages: list[dict], tools=None, generation_prompt: bool = False) -> str:
+    """A conversation as the dataset's template writes it."""
+    return ctx.tokenizer.apply_chat_template(messages, tools=tools, chat_template=ctx.template, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
+
+
 def _renderer(ctx: Context, tools):
-    def render(messages, generation_prompt: bool = False) -> str:
-        return ctx.tokenizer.apply_chat_template(
-            messages, tools=tools, chat_template=ctx.template, tokenize=False,
-            add_generation_prompt=generation_prompt,
-        )
-    return render
+    return lambda messages, generation_prompt=False: render(ctx, messages, tools, generation_prompt)
 
 
 def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, ctx) -> tuple[int, int]:
@@ -156,4 +157,4 @@ def prompt(text: str, ctx: Context) -> str:
     messages = [{"role": "user", "content": text}]
     if ctx.data.default_system_message:
         messages.insert(0, {"role": "system", "content": ctx.data.default_system_message})
-    return _renderer(ctx, None)(messages, generation_prompt=True)
+    return render(ctx, messages, generation_prompt=True)

@@ -1,7 +1,7 @@
 """Completion: raw text, all of it trained, followed by EOS. Texts longer than sequence_len are
 cut into consecutive chunks rather than thrown away."""
 
-from axo.data.formats import Context, Segment, text_field
+from axo.data.formats.base import Context, Segment, text_field
 
 ADD_SPECIAL_TOKENS = True
 SPLIT_LONG = True

@@ -1,7 +1,7 @@
 """input_output: `segments: [{text, label}]` joined with no template; exactly the `label: true`
 segments are trained. Nothing is added but the tokenizer's BOS: write EOS into your text."""
 
-from axo.data.formats import Context, RowError, Segment
+from axo.data.formats.base import Context, RowError, Segment
 
 ADD_SPECIAL_TOKENS = True
 SPLIT_LONG = False

@@ -1,6 +1,6 @@
 """`type:` as a mapping: an alpaca-like prompt with the user's field names and prompt text."""
 
-from axo.data.formats import Context, Segment, text_field
+from axo.data.formats.base import Context, Segment, text_field
 
 ADD_SPECIAL_TOKENS = True
 SPLIT_LONG = False
