@@ -90,5 +90,5 @@ def method_name(rl) -> str:
 
 def training_name(method: Method) -> str:
     """How a config spells the method, for messages."""
-    return {"sft": "SFT (no `rl`)", "reward": "`reward_model: true`",
+    return {"sft": "SFT", "reward": "`reward_model: true`",
             "process_reward": "`process_reward_model: true`"}.get(method.name, f"`rl: {method.name}`")

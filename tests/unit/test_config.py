@@ -214,7 +214,7 @@ def test_preference_config_checks(tmp_path):
     assert cfg.rl.beta == 0.2  # Axolotl's dpo_beta is rl_beta
     assert load(write(tmp_path, pairs + "rl: orpo\ntrl:\n  beta: 0.3\n")).rl.beta == 0.3
     [msg] = problems(write(tmp_path, pairs))
-    assert "`datasets[0].type` (line 4): `chat_template.default` is not a row format of SFT (no `rl`)" in msg
+    assert "`datasets[0].type` (line 4): `chat_template.default` is not a row format of SFT" in msg
     assert "rows train `rl: dpo`, `rl: ipo`, `rl: orpo`, `rl: simpo`, `reward_model: true`" in msg
     [msg] = problems(write(tmp_path, BASE + "rl: dpo\n"))
     assert "`datasets[0].type` (line 4): `alpaca` is not a row format of `rl: dpo`" in msg
@@ -225,7 +225,7 @@ def test_preference_config_checks(tmp_path):
     [msg] = problems(write(tmp_path, pairs.replace("chat_template.default", "bradley_terry.chat_template")
                            + "reward_model: true\n"))
     assert "AutoModelForSequenceClassification" in msg
-    rows, model = problems(write(tmp_path, pairs + "process_reward_model: true\n"))  # both reported
+    model, rows = problems(write(tmp_path, pairs + "process_reward_model: true\n"))  # both, in file order
     assert "use stepwise_supervised" in rows and rows.startswith("`datasets[0].type` (line 4)")
     assert model.startswith("`model_type`: `process_reward_model: true` scores every step")
     steps = pairs.replace("chat_template.default", "stepwise_supervised")

@@ -3,6 +3,7 @@ each naming the key, its YAML line, the bad value and the fix."""
 
 import difflib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,14 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
     found = [p for area in areas.values() for p in area.problems()] + cross_area_problems(areas)
     problems += [_describe(path, message, where) for path, message in found]
     if problems:
-        raise ConfigError(problems, source=source)
+        raise ConfigError(sorted(problems, key=_line_number), source=source)
     return Config(**areas)
+
+
+def _line_number(problem: str) -> int:
+    """Problems in the order of the file; those without a line (a missing key) first."""
+    found = re.search(r"\(line (\d+)\)", problem)
+    return int(found.group(1)) if found else 0
 
 
 def _describe(path: tuple, message: str, where: Where) -> str:
