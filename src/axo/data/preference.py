@@ -2,11 +2,11 @@
 rejected: [assistant message]} (KTO: {prompt, completion, label}). TRL renders them with the chat
 template and tokenizes; the template is the dataset's (chatml.* and llama3.* name theirs)."""
 
-from axo.config import Config
 from axo.config.data import DatasetConfig, UserDefinedPreference
 from axo.data.formats.base import Context, RowError, text_field
 from axo.data.formats import chat_template
 from axo.data.formats.chat_template import read_messages
+from axo.data.rows import RowKind
 
 # row shape -> (system column, prompt column, chosen column, rejected column)
 SIMPLE_SHAPES = {
@@ -66,28 +66,18 @@ def _label(row: dict) -> bool:
     return row["label"]
 
 
-class PairRows:
+class PairRows(RowKind):
     """Rows of chosen/rejected pairs (DPO, IPO, ORPO, SimPO, reward models) in TRL's format, measured
     as TRL tokenizes them: the prompt, and the prompt followed by each answer."""
 
     STATS = ("prompt_len", "chosen_len", "rejected_len", "trained")
-    KEEP_LENGTH = False
     ANSWERS = ("chosen", "rejected")
-
-    def __init__(self, cfg: Config, ctx: Context):
-        self.cfg, self.ctx = cfg, ctx
 
     def columns(self, raw) -> list[str]:
         return ["prompt", *self.ANSWERS]
 
-    def encode(self, rows: list[dict]) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(self.measure(to_trl_row(row, self.ctx.ds, self.ctx)))
-            except RowError as err:
-                out.append(err)
-        return out
+    def read(self, row: dict) -> dict:
+        return self.measure(to_trl_row(row, self.ctx.ds, self.ctx))
 
     def measure(self, row: dict) -> dict:
         prompt = len(self._tokens(row["prompt"], prompt=True))
@@ -106,9 +96,6 @@ class PairRows:
         """TRL cuts the sequences to `max_length` (= sequence_len) from the end, keeping the prompt's
         start; a row whose prompt alone fills it keeps no answer, and TRL drops it."""
         return {**row, "length": limit} if row["prompt_len"] < limit else None
-
-    def split(self, row: dict, limit: int) -> None:
-        return None
 
     def prompt(self, text: str) -> tuple[str, bool]:
         fmt = self.ctx.ds.type

@@ -9,11 +9,11 @@ from axo.config import Config
 from axo.data.formats.base import Context, RowError
 from axo.data.formats import chat_template
 from axo.data.formats.chat_template import read_messages
+from axo.data.rows import RowKind
 
 
-class PromptRows:
+class PromptRows(RowKind):
     STATS = ("prompt_len",)
-    KEEP_LENGTH = False
     LENGTH_NOTE = " (a GRPO row is as long as its prompt plus `trl.max_completion_length`)"
 
     def __init__(self, cfg: Config, ctx: Context):
@@ -31,14 +31,8 @@ class PromptRows:
             added = list(first) if isinstance(first, dict) else added
         return list(dict.fromkeys([*raw.column_names, *added]))
 
-    def encode(self, rows: list[dict]) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(self.measure(self._map(row)))
-            except RowError as err:
-                out.append(err)
-        return out
+    def read(self, row: dict) -> dict:
+        return self.measure(self._map(row))
 
     def _map(self, row: dict) -> dict:
         if self.mapper is None:
@@ -58,12 +52,6 @@ class PromptRows:
         text = prompt if isinstance(prompt, str) else chat_template.render(self.ctx, prompt, generation_prompt=True)
         tokens = len(self.ctx.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"])
         return {**row, "prompt_len": tokens, "length": tokens + self.budget}
-
-    def truncate(self, row: dict, limit: int) -> None:
-        return None  # refused at config time: a cut prompt asks another question
-
-    def split(self, row: dict, limit: int) -> None:
-        return None
 
     def prompt(self, text: str) -> tuple[str, bool]:
         if self.ctx.template:

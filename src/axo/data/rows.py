@@ -111,6 +111,7 @@ def statistics(key: str, path: str, rows_in: int, fates, stat_columns: tuple[str
     stats = {"dataset": key, "path": path, "rows_in": rows_in, "rows_out": len(kept),
              "truncated": status.count("truncated"), "chunks": status.count("chunk"),
              **{name: status.count(s) for s, name in DROPPED.items()}}
+
     def of_kept(column: str) -> list[int]:
         values = fates[column]
         return sorted(values[i] for i in kept)
@@ -137,29 +138,46 @@ def trained_count(labels) -> int:
     return sum(1 for t in labels if t != IGNORE)
 
 
-def cut(item: dict, limit: int, columns=("input_ids", "labels")) -> dict:
-    """A token row cut to its first `limit` tokens."""
-    kept = {c: item[c][:limit] for c in columns}
-    return {**item, **kept, "length": limit, "trained": trained_count(kept["labels"])}
+class RowKind:
+    """What row kinds share: rows read one at a time (`read`), and no way to cut or split them
+    unless a kind says how."""
 
-
-class TokenRows:
-    """Base of the kinds whose rows are input_ids and labels (SFT, process reward models)."""
-
-    STATS: tuple[str, ...] = ("trained",)
-    KEEP_LENGTH = True
+    STATS: tuple[str, ...] = ()
+    KEEP_LENGTH = False
 
     def __init__(self, cfg: Config, ctx: Context):
         self.cfg, self.ctx = cfg, ctx
+
+    def encode(self, rows: list[dict]) -> list:
+        out = []
+        for row in rows:
+            try:
+                out.append(self.read(row))
+            except RowError as err:
+                out.append(err)
+        return out
+
+    def read(self, row: dict) -> dict:
+        raise NotImplementedError
+
+    def truncate(self, item: dict, limit: int) -> dict | None:
+        return None
+
+    def split(self, item: dict, limit: int) -> list[dict] | None:
+        return None
+
+
+class TokenRows(RowKind):
+    """Base of the kinds whose rows are input_ids and labels (SFT, process reward models)."""
+
+    STATS = ("trained",)
+    KEEP_LENGTH = True
 
     def columns(self, raw) -> list[str]:
         return ["input_ids", "labels"]
 
     def truncate(self, item: dict, limit: int) -> dict | None:
-        return cut(item, limit)
-
-    def split(self, item: dict, limit: int) -> list[dict] | None:
-        return None
+        return self.row(item["input_ids"][:limit], item["labels"][:limit])
 
     def row(self, ids: list[int], labels: list[int]) -> dict:
         return {"input_ids": ids, "labels": labels, "length": len(ids), "trained": trained_count(labels)}
@@ -212,15 +230,8 @@ class PretokenizedRows(TokenRows):
                            "completion or input_output.")
         return super().columns(raw)
 
-    def encode(self, rows: list[dict]) -> list:
-        vocab = len(self.ctx.tokenizer)
-        out = []
-        for row in rows:
-            try:
-                out.append(self.row(*_check_tokens(row, vocab)))
-            except RowError as err:
-                out.append(err)
-        return out
+    def read(self, row: dict) -> dict:
+        return self.row(*_check_tokens(row, len(self.ctx.tokenizer)))
 
     def prompt(self, text: str) -> tuple[str, bool]:
         return text, True

@@ -28,14 +28,8 @@ def tokenize_steps(row: dict, ds: DatasetConfig, tokenizer) -> tuple[list[int], 
 class StepRows(TokenRows):
     """Token rows whose labels are step scores; `trained` counts the scored steps."""
 
-    def encode(self, rows: list[dict]) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(self.row(*tokenize_steps(row, self.ctx.ds, self.ctx.tokenizer)))
-            except RowError as err:
-                out.append(err)
-        return out
+    def read(self, row: dict) -> dict:
+        return self.row(*tokenize_steps(row, self.ctx.ds, self.ctx.tokenizer))
 
     def prompt(self, text: str) -> tuple[str, bool]:
         return text, True

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from axo.config import Config
 from axo.data.formats import chat_template
 from axo.data.formats.base import Context, RowError
+from axo.data.rows import RowKind
 from axo.data.tokenize import IGNORE, encode
 from axo.errors import AxoError
 
@@ -31,38 +31,19 @@ def load_image(value):
                    "Fix the `images` column (paths relative to where axo runs, or images).")
 
 
-class ImageRows:
+class ImageRows(RowKind):
     STATS = ("trained",)
-    KEEP_LENGTH = False
-
-    def __init__(self, cfg: Config, ctx: Context):
-        self.cfg, self.ctx = cfg, ctx
 
     def columns(self, raw) -> list[str]:
         return list(raw.column_names)
 
-    def encode(self, rows: list[dict]) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(self.measure(row))
-            except RowError as err:
-                out.append(err)
-        return out
-
-    def measure(self, row: dict) -> dict:
+    def read(self, row: dict) -> dict:
         segments = chat_template.segments(row, self.ctx)
         images = [load_image(v) for v in row.get("images") or []]
         text = "".join(piece for piece, _ in segments)
         expanded = self.ctx.processor(text=[text], images=[images] if images else None)["input_ids"][0]
         [(_, labels)] = encode(self.ctx.tokenizer, [segments], False, self.cfg.data.train_on_inputs)
         return {**row, "length": len(expanded), "trained": sum(1 for t in labels if t != IGNORE)}
-
-    def truncate(self, row: dict, limit: int) -> None:
-        return None  # refused at config time: a cut would split an image's tokens
-
-    def split(self, row: dict, limit: int) -> None:
-        return None
 
     def prompt(self, text: str) -> tuple[str, bool]:
         return chat_template.prompt(text, self.ctx), False
