@@ -266,3 +266,19 @@ def test_a_typo_and_five_cross_field_mistakes_are_all_reported_with_their_lines(
     for start in expected:
         assert sum(m.startswith(start) for m in msgs) == 1, (start, msgs)
     assert len(msgs) == len(expected), msgs
+
+
+def test_runtime_refusals_that_are_config_rules(tmp_path):
+    """Mistakes that used to stop a run after loading now stop it at validation."""
+    msgs = problems(write(tmp_path, BASE + "reinit_weights: true\nadapter: qlora\nload_in_4bit: true\n"
+                          "loraplus_lr_ratio: 4\noptimizer: adafactor\n"))
+    assert any(m.startswith("`reinit_weights` (line 5): builds fresh weights") for m in msgs), msgs
+    assert any(m.startswith("`optimizer` (line 9): `loraplus_lr_ratio` builds an AdamW optimizer") for m in msgs)
+
+
+def test_keys_of_sft_labels_under_other_methods_are_errors(tmp_path):
+    pairs = "base_model: m\nrl: dpo\ndatasets:\n  - path: p.jsonl\n    type: chat_template.default\n"
+    [msg] = problems(write(tmp_path, pairs + "    roles_to_train: [user]\n"))
+    assert msg.startswith("`datasets[0].roles_to_train` (line 6): chooses which tokens SFT trains; under `rl: dpo`")
+    [msg] = problems(write(tmp_path, BASE.replace("alpaca", "chat_template") + "    field_chosen: good\n"))
+    assert msg.startswith("`datasets[0].field_chosen` (line 5): only applies to preference rows")

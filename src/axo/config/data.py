@@ -136,6 +136,8 @@ class DatasetConfig(Area):
                 yield (key,), "only applies to `type: completion`"
             elif key in ("step_separator", "train_on_last_step_only") and self.type != "stepwise_supervised":
                 yield (key,), "only applies to `type: stepwise_supervised`"
+            elif key in ("field_chosen", "field_rejected") and self.type_name not in PREFERENCE_TYPES:
+                yield (key,), "only applies to preference rows (chat_template.default, bradley_terry.chat_template)"
 
     @property
     def is_transform(self) -> bool:

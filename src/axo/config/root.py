@@ -99,9 +99,19 @@ def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> 
         for key in SFT_ONLY_KEYS:
             if getattr(data, key) not in (None, False):
                 yield (key,), f"does not apply to {training}: its trainer builds its own batches; remove it"
+    for list_key in ("datasets", "test_datasets") if not method.axo_batches else ():
+        for i, ds in enumerate(getattr(data, list_key) or []):
+            for key in LABEL_KEYS:
+                if key in ds.model_fields_set:
+                    yield (list_key, i, key), (f"chooses which tokens SFT trains; under {training} the trainer "
+                                               "decides that itself; remove it")
     if data.excess_length_strategy == "truncate" and not method.truncates:
         yield ("excess_length_strategy",), (f"`truncate` does not apply to {training}: its rows cannot be cut "
                                             "without changing what they ask. Use drop (the default) or raise")
+
+
+# Dataset keys that choose which tokens SFT trains.
+LABEL_KEYS = ("roles_to_train", "train_on_eos", "train_on_eot", "message_field_training")
 
 
 def _wrong_rows(ds, method: Method, training: str) -> str:
@@ -124,6 +134,18 @@ def _wrong_task(model: ModelConfig, method: Method, training: str) -> str:
     if model.task in trains:
         return f"`{model.model_type}` is a classifier: it trains as {trains[model.task]}, not with {training}"
     return f"`{model.model_type}` cannot be trained with {training}; use AutoModelForCausalLM"
+
+
+def _fresh_weights_are_not_quantized(model: ModelConfig, quant: QuantizationConfig) -> Iterator[Problem]:
+    if model.reinit_weights and quant.quantized:
+        yield ("reinit_weights",), ("builds fresh weights, which cannot be loaded quantized: drop `load_in_4bit` / "
+                                    "`load_in_8bit` / `model_quantization_config`, or load trained weights")
+
+
+def _loraplus_builds_adamw(lora: AdapterConfig, train: TrainingConfig) -> Iterator[Problem]:
+    if lora.loraplus_lr_ratio and train.optimizer not in ("adamw_torch", "adamw_torch_fused"):
+        yield ("optimizer",), (f"`loraplus_lr_ratio` builds an AdamW optimizer, which `{train.optimizer}` would "
+                               "replace: use adamw_torch (or remove `loraplus_lr_ratio`)")
 
 
 def _one_activation_checkpointing(parallel: ParallelConfig, train: TrainingConfig) -> Iterator[Problem]:
@@ -150,7 +172,8 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
 
 
 RULES = [_eval_needs_data, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
-         _one_activation_checkpointing, _qat_on_whole_layers, _streams_need_max_steps, _user_code]
+         _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _one_activation_checkpointing,
+         _qat_on_whole_layers, _streams_need_max_steps, _user_code]
 
 
 def cross_area_problems(areas: dict[str, Area]) -> list[Problem]:

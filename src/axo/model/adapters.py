@@ -91,10 +91,7 @@ def loraplus_optimizer(model, cfg: Config):
     import torch
     from peft.optimizers import create_loraplus_optimizer
 
-    t = cfg.train
-    if t.optimizer not in ("adamw_torch", "adamw_torch_fused"):
-        raise AxoError(f"`loraplus_lr_ratio` builds an AdamW optimizer; `optimizer: {t.optimizer}` cannot be "
-                       "combined with it. Fix: use adamw_torch.")
+    t = cfg.train  # (an AdamW `optimizer`: a config rule)
     betas = (t.adam_beta1 or 0.9, t.adam_beta2 or 0.999)
     return create_loraplus_optimizer(
         model=model, optimizer_cls=torch.optim.AdamW, lr=t.learning_rate, loraplus_lr_ratio=cfg.lora.loraplus_lr_ratio,

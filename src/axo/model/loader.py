@@ -50,10 +50,7 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
     cls = model_class(cfg)
     kwargs = {"dtype": torch_dtype(precision), "attn_implementation": m.attn_implementation,
               "trust_remote_code": m.trust_remote_code}
-    if m.reinit_weights:
-        if cfg.quant.quantized and quantize:
-            raise AxoError("`reinit_weights` builds fresh weights, which cannot be loaded quantized. "
-                           "Fix: drop `load_in_4bit` / `load_in_8bit`, or load trained weights.")
+    if m.reinit_weights:  # (never with a quantized base: a config rule)
         torch.manual_seed(cfg.train.seed)
         model = cls.from_config(config, **kwargs)
         log.info("Built %s from its config with fresh random weights (reinit_weights)", config.model_type)
