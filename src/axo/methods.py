@@ -42,6 +42,16 @@ def _pairs(name: str, trainer: str, mapping: str, summary: str, options: tuple[s
                   reference_model=reference_model)
 
 
+# GRPO options of the `trl:` block handed to TRL's GRPOConfig unchanged.
+GRPO_PASSTHROUGH = (
+    "top_p", "top_k", "min_p", "repetition_penalty", "generation_kwargs", "generation_batch_size",
+    "chat_template_kwargs", "num_iterations", "epsilon_high", "importance_sampling_level", "entropy_coef",
+    "off_policy_mask_threshold", "use_bias_correction_kl", "multi_objective_aggregation", "sync_ref_model",
+    "ref_model_mixup_alpha", "ref_model_sync_steps", "num_completions_to_print", "log_multimodal",
+    "vllm_server_timeout", "vllm_enable_sleep_mode", "vllm_importance_sampling_correction",
+    "vllm_importance_sampling_mode", "vllm_importance_sampling_cap", "vllm_importance_sampling_clip_min",
+    "vllm_importance_sampling_clip_max",
+)
 DPO_OPTIONS = ("dpo_loss_type", "dpo_label_smoothing", "precompute_ref_log_probs")
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
@@ -67,7 +77,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("rl_beta", "trl.beta", "max_prompt_len", "trl.max_completion_length", "trl.reward_funcs",
             "trl.reward_weights", "trl.num_generations", "trl.temperature", "trl.epsilon", "trl.loss_type",
             "trl.scale_rewards", "trl.mask_truncated_completions", "trl.log_completions", "trl.use_vllm",
-            "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port"),
+            "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port",
+            *(f"trl.{key}" for key in GRPO_PASSTHROUGH)),
            truncates=False),
 )}
 # The methods chosen by `rl: <name>` (the others by reward_model / process_reward_model, or none).

@@ -78,17 +78,16 @@ def test_all_problems_reported_at_once(tmp_path):
         assert needle in joined
 
 
-def test_axolotl_key_not_supported_yet_is_an_error(tmp_path):
+def test_a_refused_axolotl_key_says_why_and_what_is_nearest(tmp_path):
     path = write(tmp_path, BASE + "s2_attention: true\n")
     [msg] = problems(path)
-    assert "`s2_attention`" in msg and "not supported by axo yet" in msg
+    assert msg.startswith("`s2_attention` (line 5): a training method axo does not have")
+    assert "Nearest:" in msg
 
 
-def test_axolotl_key_that_turns_nothing_on_is_accepted_with_warning(tmp_path, caplog):
-    path = write(tmp_path, BASE + "s2_attention:\nlisa_n_layers: false\n")
-    cfg = load(path)
+def test_an_axolotl_key_whose_value_turns_nothing_on_is_accepted(tmp_path):
+    cfg = load(write(tmp_path, BASE + "s2_attention:\nlisa_n_layers: false\nliger_rope: false\n"))
     assert cfg.model.base_model == "some/model"
-    assert "lisa_n_layers" in caplog.text and "s2_attention" in caplog.text
 
 
 def test_dataset_type_not_supported_yet(tmp_path):
@@ -202,7 +201,10 @@ def test_quantization_keys(tmp_path):
     msgs = problems(write(tmp_path, BASE + "load_in_4bit: true\n"))
     assert any("needs `adapter: qlora`" in m for m in msgs)
     msgs = problems(write(tmp_path, BASE + lora + "model_quantization_config: Mxfp4Config\n"))
-    assert any("Mxfp4Config` is not supported by axo yet" in m for m in msgs)
+    assert any("MXFP4 weights train only dequantized" in m for m in msgs)
+    gpt_oss = load(write(tmp_path, BASE + "model_quantization_config: Mxfp4Config\n"
+                         "model_quantization_config_kwargs: {dequantize: true}\n"))  # a full fine-tune of gpt-oss
+    assert gpt_oss.quant.dequantizes and not gpt_oss.quant.quantized
     msgs = problems(write(tmp_path, BASE + "adapter: qlora\nload_in_4bit: true\nload_in_8bit: true\n"))
     assert any("`load_in_8bit`, `load_in_4bit` each quantize the base" in m for m in msgs)
     assert any(m.startswith("`load_in_4bit` (line 6)") for m in msgs)
@@ -234,7 +236,7 @@ def test_preference_config_checks(tmp_path):
     [msg] = problems(write(tmp_path, BASE + "    step_separator: ' | '\n"))
     assert "`datasets[0].step_separator` (line 5): only applies to `type: stepwise_supervised`" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  rollout_func: x\n"))
-    assert "Axolotl's `trl.rollout_func` is not supported by axo yet" in msg
+    assert msg.startswith("`trl.rollout_func` (line 7): a GRPO variant TRL 1.16 does not have")
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
     assert "`trl.num_generations` (line 7): does nothing with `rl: dpo` (it is read by grpo)" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))

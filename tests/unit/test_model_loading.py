@@ -10,7 +10,7 @@ from axo.errors import AxoError, ConfigError
 from axo.data.chat import setup_chat
 from axo.model.checks import align_end_tokens
 from axo.model.loader import load_model
-from axo.model.preflight import check_backends
+from axo.model.preflight import attention_backend, check_backends, liger_available
 from axo.model.tokenizer import load_tokenizer
 
 X = torch.tensor([[0, 5, 6, 7, 8]])
@@ -66,15 +66,25 @@ def test_legacy_attention_flags_are_aliases():
     assert "flash_attention" not in validate({**base, "flash_attention": True}).to_flat()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
-def test_gpu_only_backends_are_refused_on_cpu(make_config):
-    with pytest.raises(AxoError, match="`attn_implementation: flash_attention_2` needs a CUDA GPU.*use sdpa"):
-        check_backends(make_config(attn_implementation="flash_attention_2"))
-    with pytest.raises(AxoError, match="`use_liger_kernel: true` needs a CUDA GPU"):
-        check_backends(make_config(use_liger_kernel=True))
-    with pytest.raises(AxoError, match="`attn_implementation: flex_attention` cannot train on a CPU"):
-        check_backends(make_config(attn_implementation="flex_attention"))
-    check_backends(make_config(attn_implementation="eager"))
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_gpu_only_kernels_fall_back_to_the_same_math_on_cpu(make_config, caplog):
+    """Axolotl's GPU configs (flash_attention_2, Liger) train on a CPU: the kernels only buy speed."""
+    attention_backend.cache_clear()
+    liger_available.cache_clear()
+    for backend in ("flash_attention_2", "flex_attention", "kernels-community/flash-attn"):
+        assert attention_backend(backend) == "sdpa"
+    assert attention_backend("eager") == "eager"
+    assert "needs a CUDA GPU; training with sdpa, which computes the same attention" in caplog.text
+    assert liger_available(True) is False and "training without Liger's kernels" in caplog.text
+    flash = load_model(make_config(attn_implementation="flash_attention_2"), "fp32")
+    assert flash.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(flash(X).logits, load_model(make_config(), "fp32")(X).logits)
+
+
+def test_an_optimizer_whose_package_is_missing_is_named(make_config):
+    with pytest.raises(AxoError, match="`optimizer: schedule_free_adamw` needs `pip install schedulefree`"):
+        check_backends(make_config(optimizer="schedule_free_adamw"))
+    check_backends(make_config(optimizer="adamw_torch_8bit"))
 
 
 def test_eager_and_sdpa_agree(make_config):

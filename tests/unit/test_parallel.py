@@ -60,8 +60,10 @@ def test_parallel_mistakes_are_named():
     assert "keep one" in problem(fsdp_version=2, deepspeed="zero2")
     assert "neither a file nor one of axo's presets" in problem(deepspeed="zero4")
     assert "set `fsdp_version: 2`" in problem(context_parallel_size=2)
-    assert "keep only `fsdp_config.activation_checkpointing`" in problem(
-        fsdp_version=2, fsdp_config={"activation_checkpointing": True}, gradient_checkpointing=True)
+    # Axolotl's configs often ask for both: FSDP's own checkpointing is kept, the other dropped
+    both = validate({**BASE, "fsdp_version": 2, "fsdp_config": {"activation_checkpointing": True},
+                     "gradient_checkpointing": True})
+    assert not both.train.gradient_checkpointing and both.parallel.fsdp_options.activation_checkpointing
     assert "did you mean `reshard_after_forward`?" in problem(fsdp_version=2, fsdp_config={"reshard_after_fwd": True})
 
 

@@ -32,6 +32,21 @@ class AdapterConfig(Area):
     unfrozen_parameters: list[str] | None = Field(
         None, description="Full fine-tune only these parameters (regular expressions on their names)."
     )
+    lora_target_parameters: list[str] | None = Field(
+        None, description="Parameters (not modules) to adapt, e.g. MoE expert weights: peft's target_parameters.")
+    lora_fan_in_fan_out: bool = Field(False, description="The layer stores its weight as (in, out), e.g. GPT-2's Conv1D.")
+    lora_alpha_pattern: dict[str, float] | None = Field(
+        None, description="lora_alpha per module name pattern (peft's alpha_pattern).")
+    lora_rank_pattern: dict[str, int] | None = Field(
+        None, description="lora_r per module name pattern (peft's rank_pattern).")
+    peft_init_lora_weights: bool | str | None = Field(
+        None, description="How LoRA starts: true (B = 0), gaussian, pissa, olora, eva... (peft's init_lora_weights).")
+    peft_layers_pattern: str | list[str] | None = Field(
+        None, description="Name of the layer list that peft_layers_to_transform indexes (peft's layers_pattern).")
+    peft_layer_replication: list[list[int]] | None = Field(
+        None, description="Layer ranges to stack into a deeper model (peft's layer_replication).")
+    peft_trainable_token_indices: list[int] | dict[str, list[int]] | None = Field(
+        None, description="Embedding rows trained in full next to LoRA (peft's trainable_token_indices).")
 
     @model_validator(mode="before")
     @classmethod

@@ -19,11 +19,12 @@ AXOLOTL_TYPES = (
 # Preference rows (rl: dpo, ipo, orpo, simpo; reward models), Axolotl's names. chatml.* and
 # llama3.* imply that chat template.
 PREFERENCE_TYPES = (
-    "chat_template.default", "chatml.intel", "chatml.prompt_pairs", "chatml.argilla",
-    "llama3.intel", "llama3.prompt_pairs", "llama3.argilla", "bradley_terry.chat_template",
+    "chat_template.default", "chat_template.argilla", "chatml.intel", "chatml.prompt_pairs", "chatml.argilla",
+    "chatml.ultra", "llama3.intel", "llama3.prompt_pairs", "llama3.argilla", "llama3.ultra",
+    "bradley_terry.chat_template",
     "user_defined.default",  # given as a mapping under `type:`
 )
-KTO_TYPES = ("kto",)
+KTO_TYPES = ("kto", "chatml.ultra", "llama3.ultra")  # ultra: {system, prompt, completion, label}
 STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
 EndPolicy = Literal["all", "turn", "last", "none"]
 TRANSFORM_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")  # a dotted path to a row transform
@@ -31,7 +32,7 @@ TRANSFORM = "transform"  # the row type of such a path
 CHAT_KEYS = (
     "field_messages", "message_property_mappings", "roles", "roles_to_train", "train_on_eos",
     "train_on_eot", "message_field_training", "drop_system_message", "field_tools",
-    "chat_template", "chat_template_jinja",
+    "chat_template", "chat_template_jinja", "field_thinking", "template_thinking_key",
 )
 
 
@@ -97,6 +98,11 @@ class DatasetConfig(Area):
         None, description="chat_template: message key with a per-message true/false that overrides roles_to_train."
     )
     drop_system_message: bool = Field(False, description="chat_template: drop system messages.")
+    field_thinking: str | None = Field(
+        None, description="chat_template: message key holding the reasoning trace, passed to the template as "
+        "`template_thinking_key`.")
+    template_thinking_key: str | None = Field(
+        None, description="chat_template: the message key the template reads reasoning from (reasoning_content).")
     field_tools: str = Field("tools", description="chat_template: the column with tool definitions, if any.")
     chat_template: str | None = Field(None, description="chat_template: template for this dataset only.")
     chat_template_jinja: str | None = Field(None, description="chat_template: Jinja text for this dataset only.")
@@ -121,6 +127,10 @@ class DatasetConfig(Area):
             )
         if TRANSFORM_PATH.match(value) and value.split(".")[0] not in ("chat_template", "chatml", "llama3", "alpaca"):
             return value  # my_module.transform: checked (imported) when the config loads
+        from axo.config.compat import REFUSED_VALUES
+
+        if value in REFUSED_VALUES["datasets.type"]:
+            raise ValueError(f"`{value}`: {REFUSED_VALUES['datasets.type'][value]}")
         if value.split(".")[0] in AXOLOTL_TYPES:
             raise ValueError(f"dataset type {value!r} is not supported yet; supported: " + ", ".join(SUPPORTED_TYPES))
         raise ValueError(f"unknown dataset type {value!r}; supported: " + ", ".join(SUPPORTED_TYPES))
@@ -156,6 +166,14 @@ class DatasetConfig(Area):
         if isinstance(self.type, UserDefinedPreference):
             return "user_defined.default"
         return self.type or "pretokenized"
+
+    @property
+    def property_mappings(self) -> dict[str, str]:
+        """Message key the template reads -> key in the data, reasoning traces included."""
+        mappings = dict(self.message_property_mappings)
+        if self.field_thinking:
+            mappings[self.template_thinking_key or "reasoning_content"] = self.field_thinking
+        return mappings
 
     @property
     def eot_policy(self) -> EndPolicy:
@@ -214,6 +232,8 @@ class DataConfig(Area):
         None, description="chat_template: system message added to conversations that have none."
     )
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after mixing the datasets.")
+    curriculum_sampling: bool = Field(
+        False, description="Train the rows in the order of the data (no shuffling, a sequential sampler).")
     dataset_exact_deduplication: bool = Field(
         False, description="Drop rows whose tokens repeat, and eval rows that also appear in training."
     )

@@ -96,6 +96,7 @@ def _set_path(node, path: tuple, value) -> None:
 def validate(raw: dict, where: Where | None = None, source: str = "config") -> Config:
     where = where or {}
     problems: list[str] = []
+    raw = apply_compat(raw, where, problems)
     raw = _rename_aliases(raw, where, problems)
     routed: dict[str, dict] = {area: {} for area in AREAS}
     for key, value in raw.items():
@@ -119,6 +120,113 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
     if problems:
         raise ConfigError(sorted(problems, key=_line_number), source=source)
     return Config(**areas)
+
+
+# Blocks whose own keys have rows in the compatibility table, and the axo model that reads each.
+def _nested_models() -> dict:
+    from axo.config.parallel import FSDPOptions
+    from axo.config.quantization import QATScheme, TorchAOScheme
+    from axo.config.rl import TRLOptions
+
+    return {"fsdp_config": FSDPOptions, "trl": TRLOptions, "qat": QATScheme, "quantization": TorchAOScheme}
+
+
+def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:
+    """Axolotl's keys that axo maps, skips (speed only) or refuses, as config/compat.py's table says,
+    settled before validation: a mapped key becomes the axo keys it means."""
+    out = _apply_rules(raw, (), "", KEY_AREA, where, problems)
+    _apply_values(out, where, problems)
+    for block, model in _nested_models().items():
+        if isinstance(out.get(block), dict):
+            fields = set(model.model_fields) | {f"fsdp_{k}" for k in model.model_fields}
+            out[block] = _apply_rules(out[block], (block,), f"{block}.", fields, where, problems)
+    for list_key in DATASET_LISTS:
+        if isinstance(out.get(list_key), list):
+            out[list_key] = [_apply_rules(e, (list_key, i), "datasets.", DatasetConfig.model_fields, where, problems)
+                             if isinstance(e, dict) else e for i, e in enumerate(out[list_key])]
+
+    if out.get("plugins"):
+        problems += _check_plugins(out.pop("plugins"), where)
+    return out
+
+
+def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
+    """Axolotl's values that axo spells another way, or refuses."""
+    from axo.config.compat import REFUSED_VALUES, VALUES, deepspeed_preset
+
+    for key, value in list(out.items()):
+        if not isinstance(value, str):
+            continue
+        at = _at((key,), where)
+        if value in VALUES.get(key, {}):
+            out[key], note = VALUES[key][value]
+            log.info("`%s: %s`%s (Axolotl): %s", key, value, at, note)
+        elif value in REFUSED_VALUES.get(key, {}):
+            problems.append(f"`{key}: {value}`{at}: {REFUSED_VALUES[key][value]}")
+            del out[key]
+    if isinstance(out.get("tokens"), dict):  # Axolotl's first spelling of `special_tokens`
+        log.info("`tokens`%s (Axolotl's old mapping of special tokens): axo's `special_tokens`", _at(("tokens",), where))
+        out["special_tokens"] = {**out.pop("tokens"), **(out.get("special_tokens") or {})}
+    fsdp = out.get("fsdp_config") if isinstance(out.get("fsdp_config"), dict) else {}
+    if out.get("gradient_checkpointing") and (fsdp.get("activation_checkpointing") or
+                                              fsdp.get("fsdp_activation_checkpointing")):
+        log.info("`gradient_checkpointing`%s: FSDP's `activation_checkpointing` recomputes the same activations; "
+                 "axo uses that one", _at(("gradient_checkpointing",), where))
+        del out["gradient_checkpointing"]
+    if preset := deepspeed_preset(out.get("deepspeed")):
+        log.info("`deepspeed: %s`%s (Axolotl's file): axo's preset %s", out["deepspeed"], _at(("deepspeed",), where),
+                 preset)
+        out["deepspeed"] = preset
+
+
+def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, problems: list[str]) -> dict:
+    from axo.config.compat import TABLE
+
+    out = {}
+    for key, value in node.items():
+        rule = None if key in known else TABLE.get(prefix + str(key)) or TABLE.get(prefix + str(key)[5:])
+        if rule is None or (key == "plugins" and not path):
+            out[key] = value
+            continue
+        name, at = dotted(path + (key,)), _at(path + (key,), where)
+        if rule.cls == "mapped":
+            new = rule.convert(value) if rule.convert and not is_off(value) else {}
+            if "__refused__" in new:
+                problems.append(f"`{name}`{at}: {new['__refused__']}")
+                continue
+            for target, converted in new.items():
+                mine = node.get(target)
+                if mine is not None and mine != converted and not (mine is True and converted):
+                    problems.append(f"`{name}`{at} means `{target}: {converted}`, but `{target}` is {mine!r}; "
+                                    f"keep one")
+                out[target] = converted
+                where.setdefault(path + (target,), where.get(path + (key,), ""))
+            log.info("`%s`%s (Axolotl): %s", name, at, rule.note)
+        elif is_off(value):
+            continue  # turns nothing on
+        elif rule.cls == "speed":
+            log.warning("`%s`%s is skipped: %s. What is learned does not change.", name, at, rule.note)
+        else:
+            problems.append(f"`{name}`{at}: {rule.note}")
+    return out
+
+
+def _check_plugins(plugins, where: Where) -> list[str]:
+    """Axolotl's `plugins:` list: each path must be one axo knows; the plugins' keys are read like
+    any other key (their rows in the compatibility table)."""
+    from axo.config.compat import PLUGINS
+
+    at = _at(("plugins",), where)
+    problems = []
+    for plugin in plugins if isinstance(plugins, list) else [plugins]:
+        kind = PLUGINS.get(str(plugin))
+        if kind is None:
+            problems.append(f"`plugins`{at}: {plugin!r} is not a plugin axo knows; the ones it reads: "
+                            + ", ".join(p.rsplit(".", 1)[-1] for p in PLUGINS))
+        elif kind == "refused":
+            problems.append(f"`plugins`{at}: {plugin.rsplit('.', 1)[-1]} is not in axo: it would change what is "
+                            "learned (see its keys in the compatibility table)")
+    return problems
 
 
 def _line_number(problem: str) -> int:

@@ -20,6 +20,12 @@ class LoggingConfig(Area):
     wandb_mode: Literal["online", "offline", "disabled"] | None = Field(
         None, description="W&B mode; `offline` writes locally."
     )
+    wandb_run_id: str | None = Field(None, description="W&B run id (to continue a run).")
+    wandb_watch: Literal["gradients", "parameters", "all", "false"] | bool | None = Field(
+        None, description="W&B: log gradients and/or parameters.")
+    wandb_log_model: Literal["checkpoint", "end", "false"] | bool | None = Field(
+        None, description="W&B: upload checkpoints or the final model as artifacts.")
+    hf_mlflow_log_artifacts: bool | None = Field(None, description="MLflow: upload checkpoints as artifacts.")
 
     @property
     def report_to(self) -> list[str]:

@@ -70,6 +70,14 @@ class ModelConfig(Area):
     tf32: Literal["auto"] | bool = Field("auto", description="TF32 matmuls on Ampere+ GPUs (`auto`: where available).")
     special_tokens: SpecialTokens | None = Field(None, description="Set the tokenizer's special tokens.")
     tokens: list[str] | None = Field(None, description="New tokens to add to the vocabulary (embeddings are resized).")
+    tokenizer_use_fast: bool = Field(
+        True, description="The fast (Rust) tokenizer; axo needs it to place label masks exactly.")
+    tokenizer_legacy: bool | None = Field(
+        None, description="SentencePiece tokenizers' `legacy` mode (how text after special tokens is split).")
+    resize_token_embeddings_to_32x: bool = Field(
+        False, description="Round the embedding rows up to a multiple of 32 (faster matmuls on GPUs).")
+    mean_resizing_embeddings: bool = Field(
+        True, description="New embedding rows start at the mean of the old ones (else transformers' random init).")
     added_tokens_overrides: dict[int, str] | None = Field(
         None, description="Rename existing added tokens by id, e.g. {128011: '<|im_start|>'}."
     )
@@ -91,6 +99,13 @@ class ModelConfig(Area):
             return value
         raise ValueError(f"unknown attention backend {value!r}; use one of "
                          + ", ".join(Attention.__args__) + ", or a hub kernel like kernels-community/flash-attn")
+
+    @field_validator("tokenizer_use_fast")
+    @classmethod
+    def _fast(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("axo needs the fast (Rust) tokenizer to place label masks exactly; remove it")
+        return value
 
     @field_validator("tokenizer_type", "processor_type")
     @classmethod

@@ -12,7 +12,7 @@ from axo.config.base import Area
 log = logging.getLogger("axo")
 
 STATE_DICT_TYPES = Literal["FULL_STATE_DICT", "SHARDED_STATE_DICT"]
-DEEPSPEED_PRESETS = ("zero1", "zero2", "zero3", "zero3_offload")
+DEEPSPEED_PRESETS = ("zero1", "zero2", "zero3", "zero3_offload", "zero3_offload_params")
 # axo's (Axolotl's) N-D parallel keys -> accelerate's ParallelismConfig names
 ND_KEYS = {"dp_replicate_size": "dp_replicate_size", "dp_shard_size": "dp_shard_size",
            "tensor_parallel_size": "tp_size", "context_parallel_size": "cp_size"}

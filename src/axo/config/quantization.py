@@ -64,13 +64,16 @@ class QuantizationConfig(Area):
 
     def check(self):
         chosen = [k for k in ("load_in_8bit", "load_in_4bit") if getattr(self, k)]
-        chosen += ["model_quantization_config"] if self.model_quantization_config else []
+        chosen += ["model_quantization_config"] if self.quantized and self.model_quantization_config else []
         if len(chosen) > 1:
             yield (chosen[-1],), f"{', '.join(f'`{k}`' for k in chosen)} each quantize the base; keep one"
-        if self.model_quantization_config in ("Mxfp4Config", "FineGrainedFP8Config"):
+        if self.model_quantization_config == "Mxfp4Config" and not self.dequantizes:
+            yield ("model_quantization_config",), ("MXFP4 weights train only dequantized: set "
+                                                   "`model_quantization_config_kwargs: {dequantize: true}`")
+        elif self.model_quantization_config == "FineGrainedFP8Config":
             yield ("model_quantization_config",), (f"`{self.model_quantization_config}` is not supported by axo "
                                                    "yet; TorchAoConfig is")
-        elif self.model_quantization_config:
+        elif self.model_quantization_config == "TorchAoConfig":
             kwargs = self.model_quantization_config_kwargs or {}
             unknown = set(kwargs) - {"weight_dtype", "group_size"}
             if unknown or kwargs.get("weight_dtype", "int8") not in TORCHAO_WEIGHTS:
@@ -86,8 +89,16 @@ class QuantizationConfig(Area):
         return self.quantization or self.qat
 
     @property
+    def dequantizes(self) -> bool:
+        """An MXFP4 checkpoint (gpt-oss) read into full-precision weights as it loads."""
+        return self.model_quantization_config == "Mxfp4Config" and \
+            (self.model_quantization_config_kwargs or {}).get("dequantize") is True
+
+    @property
     def quantized(self) -> bool:
-        return self.load_in_8bit or self.load_in_4bit or self.model_quantization_config is not None
+        """The base trains on quantized weights (so only an adapter can learn)."""
+        return self.load_in_8bit or self.load_in_4bit or (
+            self.model_quantization_config is not None and not self.dequantizes)
 
     @property
     def bitsandbytes(self) -> bool:

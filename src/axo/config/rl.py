@@ -31,6 +31,35 @@ class TRLOptions(Area):
     vllm_mode: Literal["server", "colocate"] | None = Field(None, description="GRPO: vLLM in its own server or in-process.")
     vllm_server_host: str | None = Field(None, description="GRPO: host of `axo vllm-serve`.")
     vllm_server_port: int | None = Field(None, description="GRPO: port of `axo vllm-serve`.")
+    # GRPO options passed to TRL's GRPOConfig as they are (TRL documents each).
+    top_p: float | None = Field(None, gt=0, le=1, description="GRPO: nucleus sampling.")
+    top_k: int | None = Field(None, ge=0, description="GRPO: top-k sampling.")
+    min_p: float | None = Field(None, ge=0, le=1, description="GRPO: min-p sampling.")
+    repetition_penalty: float | None = Field(None, gt=0, description="GRPO: repetition penalty when sampling.")
+    generation_kwargs: dict | None = Field(None, description="GRPO: more generation arguments.")
+    generation_batch_size: int | None = Field(None, gt=0, description="GRPO: prompts x generations per generation.")
+    chat_template_kwargs: dict | None = Field(None, description="GRPO: chat template variables for the prompts.")
+    num_iterations: int | None = Field(None, ge=1, description="GRPO: optimization passes per generation.")
+    epsilon_high: float | None = Field(None, gt=0, description="GRPO: upper clipping range (DAPO).")
+    importance_sampling_level: Literal["token", "sequence"] | None = Field(
+        None, description="GRPO: token or sequence (GSPO) importance ratios.")
+    entropy_coef: float | None = Field(None, description="GRPO: entropy bonus weight.")
+    off_policy_mask_threshold: float | None = Field(None, description="GRPO: mask off-policy tokens above this.")
+    use_bias_correction_kl: bool | None = Field(None, description="GRPO: bias-corrected KL estimate.")
+    multi_objective_aggregation: str | None = Field(None, description="GRPO: how several rewards combine.")
+    sync_ref_model: bool | None = Field(None, description="GRPO: move the reference model toward the policy.")
+    ref_model_mixup_alpha: float | None = Field(None, ge=0, le=1, description="GRPO: reference sync mixing.")
+    ref_model_sync_steps: int | None = Field(None, gt=0, description="GRPO: steps between reference syncs.")
+    num_completions_to_print: int | None = Field(None, ge=0, description="GRPO: completions printed per log.")
+    log_multimodal: bool | None = Field(None, description="GRPO: log images with completions.")
+    vllm_server_timeout: float | None = Field(None, gt=0, description="GRPO: seconds to wait for `axo vllm-serve`.")
+    vllm_enable_sleep_mode: bool | None = Field(None, description="GRPO: let colocated vLLM sleep between steps.")
+    vllm_importance_sampling_correction: bool | None = Field(
+        None, description="GRPO: correct for vLLM's sampling distribution.")
+    vllm_importance_sampling_mode: str | None = Field(None, description="GRPO: how that correction is applied.")
+    vllm_importance_sampling_cap: float | None = Field(None, gt=0, description="GRPO: cap of that correction.")
+    vllm_importance_sampling_clip_min: float | None = Field(None, description="GRPO: lower clip of that correction.")
+    vllm_importance_sampling_clip_max: float | None = Field(None, description="GRPO: upper clip of that correction.")
 
     def check(self):
         if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs or []):

@@ -56,9 +56,15 @@ KEY_AREA: dict[str, str] = {
 
 
 def _eval_needs_data(train: TrainingConfig, data: DataConfig) -> Iterator[Problem]:
-    if train.eval_steps and not data.has_eval:
-        yield ("eval_steps",), ("there is nothing to evaluate on: set `val_set_size` or "
-                                "`test_datasets`, or remove `eval_steps`")
+    if data.has_eval:
+        return
+    for key in ("eval_steps", "early_stopping_patience", "load_best_model_at_end"):
+        if getattr(train, key):
+            yield (key,), (f"there is nothing to evaluate on: set `val_set_size` or `test_datasets`, or remove "
+                           f"`{key}`")
+    if train.save_strategy == "best" or train.eval_strategy in ("steps", "epoch"):
+        key = "save_strategy" if train.save_strategy == "best" else "eval_strategy"
+        yield (key,), "there is nothing to evaluate on: set `val_set_size` or `test_datasets`"
 
 
 def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig) -> Iterator[Problem]:
@@ -68,7 +74,7 @@ def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig
         yield ("load_in_4bit",), "needs `adapter: qlora` (4-bit weights cannot be trained directly)"
     if quant.load_in_8bit and lora.adapter != "lora":
         yield ("load_in_8bit",), "needs `adapter: lora` (8-bit weights cannot be trained directly)"
-    if quant.model_quantization_config and lora.adapter != "lora":
+    if quant.quantized and quant.model_quantization_config and lora.adapter != "lora":
         yield ("model_quantization_config",), "needs `adapter: lora` (quantized weights cannot be trained directly)"
 
 
@@ -136,6 +142,12 @@ def _wrong_task(model: ModelConfig, method: Method, training: str) -> str:
     return f"`{model.model_type}` cannot be trained with {training}; use AutoModelForCausalLM"
 
 
+def _length_grouping_needs_plain_rows(train: TrainingConfig, data: DataConfig, rl: RLConfig) -> Iterator[Problem]:
+    if train.group_by_length and (data.sample_packing or not METHODS[method_name(rl)].axo_batches):
+        yield ("group_by_length",), ("applies to SFT rows without `sample_packing` (packing already fills each "
+                                     "batch; other methods' trainers batch their own way)")
+
+
 def _fresh_weights_are_not_quantized(model: ModelConfig, quant: QuantizationConfig) -> Iterator[Problem]:
     if model.reinit_weights and quant.quantized:
         yield ("reinit_weights",), ("builds fresh weights, which cannot be loaded quantized: drop `load_in_4bit` / "
@@ -146,12 +158,6 @@ def _loraplus_builds_adamw(lora: AdapterConfig, train: TrainingConfig) -> Iterat
     if lora.loraplus_lr_ratio and train.optimizer not in ("adamw_torch", "adamw_torch_fused"):
         yield ("optimizer",), (f"`loraplus_lr_ratio` builds an AdamW optimizer, which `{train.optimizer}` would "
                                "replace: use adamw_torch (or remove `loraplus_lr_ratio`)")
-
-
-def _one_activation_checkpointing(parallel: ParallelConfig, train: TrainingConfig) -> Iterator[Problem]:
-    if parallel.use_fsdp and parallel.fsdp_options.activation_checkpointing and train.gradient_checkpointing:
-        yield ("gradient_checkpointing",), ("it and `fsdp_config.activation_checkpointing` both recompute "
-                                            "activations; under FSDP keep only `fsdp_config.activation_checkpointing`")
 
 
 def _qat_on_whole_layers(quant: QuantizationConfig, parallel: ParallelConfig) -> Iterator[Problem]:
@@ -172,7 +178,7 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
 
 
 RULES = [_eval_needs_data, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
-         _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _one_activation_checkpointing,
+         _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _length_grouping_needs_plain_rows,
          _qat_on_whole_layers, _streams_need_max_steps, _user_code]
 
 

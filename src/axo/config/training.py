@@ -10,12 +10,18 @@ Scheduler = Literal[
     "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
     "polynomial", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
 ]
-# transformers optimizer names that work without extra packages (bitsandbytes ones need a GPU).
+# transformers' optimizer names (tests check they match transformers' own list); those that need a
+# package axo does not install are named at preflight.
 Optimizer = Literal[
-    "adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop",
-    "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit",
-    "lion_32bit", "paged_lion_8bit", "paged_lion_32bit",
+    "adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop", "adamw_bnb_8bit", "adamw_8bit",
+    "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit", "lion_32bit", "paged_lion_8bit", "paged_lion_32bit",
+    "adamw_torch_8bit", "adamw_torch_4bit", "adamw_anyprecision", "ademamix", "ademamix_8bit", "paged_ademamix_8bit",
+    "paged_ademamix_32bit", "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw",
+    "galore_adamw_8bit", "galore_adafactor", "galore_adamw_layerwise", "galore_adamw_8bit_layerwise",
+    "galore_adafactor_layerwise", "apollo_adamw", "apollo_adamw_layerwise", "lomo", "adalomo", "grokadamw",
+    "schedule_free_adamw", "schedule_free_radam", "schedule_free_sgd", "stable_adamw",
 ]
+Strategy = Literal["no", "steps", "epoch"]
 
 
 class TrainingConfig(Area):
@@ -27,7 +33,8 @@ class TrainingConfig(Area):
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
     lr_scheduler: Scheduler = Field("cosine", description="Learning-rate schedule after warmup.")
-    warmup_steps: int | None = Field(None, ge=0, description="Linear warmup steps.")
+    warmup_steps: int | float | None = Field(
+        None, ge=0, description="Linear warmup steps; a number below 1 is a fraction of all steps.")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Warmup as a fraction of all steps.")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
     optimizer: Optimizer = Field("adamw_torch", description="Optimizer (transformers name).")
@@ -37,9 +44,56 @@ class TrainingConfig(Area):
     max_grad_norm: float | None = Field(1.0, ge=0, description="Gradient clipping norm.")
     seed: int = Field(42, description="Seed for weights init, data order and dropout.")
     logging_steps: int = Field(1, gt=0, description="Log every N optimizer steps.")
-    save_steps: int | None = Field(None, gt=0, description="Checkpoint every N steps (default: each epoch).")
+    save_steps: int | float | None = Field(
+        None, gt=0, description="Checkpoint every N steps (a number below 1: a fraction of all steps).")
+    saves_per_epoch: int | None = Field(None, ge=0, description="Checkpoints per epoch (instead of save_steps).")
+    save_strategy: Literal["no", "steps", "epoch", "best"] | None = Field(
+        None, description="When to checkpoint: no, steps, epoch, or best (when metric_for_best_model improves). "
+        "Default: steps with save_steps / saves_per_epoch, else each epoch.")
     save_total_limit: int | None = Field(None, gt=0, description="Keep at most N checkpoints.")
-    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (default: each epoch).")
+    save_only_model: bool = Field(
+        False, description="Checkpoints hold only the model: smaller, but a resumed run restarts the optimizer.")
+    save_first_step: bool = Field(False, description="Also checkpoint after the first step (checks saving early).")
+    eval_steps: int | float | None = Field(
+        None, gt=0, description="Evaluate every N steps (a number below 1: a fraction of all steps).")
+    evals_per_epoch: int | None = Field(None, ge=0, description="Evaluations per epoch (instead of eval_steps).")
+    eval_strategy: Strategy | None = Field(
+        None, description="When to evaluate: no, steps, epoch. Default: steps with eval_steps / evals_per_epoch, "
+        "else each epoch (when there is eval data).")
+    metric_for_best_model: str | None = Field(None, description="Metric that decides the best checkpoint, e.g. "
+                                              "eval_loss.")
+    greater_is_better: bool | None = Field(None, description="Whether a larger metric_for_best_model is better.")
+    load_best_model_at_end: bool = Field(False, description="Load the best checkpoint at the end (needs eval).")
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="Stop after this many evaluations without improvement of metric_for_best_model "
+        "(default: eval_loss).")
+    loss_watchdog_threshold: float | None = Field(
+        None, gt=0, description="Stop training when the loss stays above this (see loss_watchdog_patience).")
+    loss_watchdog_patience: int | None = Field(
+        None, gt=0, description="Logged losses in a row above loss_watchdog_threshold that stop training (3).")
+    batch_size: int | None = Field(
+        None, gt=0, description="Sequences per optimizer step on each process; sets gradient_accumulation_steps "
+        "to batch_size / micro_batch_size.")
+    group_by_length: bool = Field(False, description="Batch rows of similar length together (less padding).")
+    cosine_min_lr_ratio: float | None = Field(
+        None, ge=0, le=1, description="Cosine schedule down to this fraction of the peak learning rate.")
+    lr_scheduler_kwargs: dict | None = Field(None, description="Extra arguments of the learning-rate schedule.")
+    optim_args: str | dict | None = Field(None, description="Extra optimizer arguments (transformers' optim_args).")
+    optim_target_modules: str | list[str] | None = Field(
+        None, description="Modules GaLore / APOLLO optimizers project, e.g. [attn, mlp].")
+    torch_compile: bool = Field(False, description="Compile the model with torch.compile (runs on CPU too).")
+    torch_compile_backend: str | None = Field(None, description="torch.compile backend, e.g. inductor.")
+    torch_compile_mode: str | None = Field(None, description="torch.compile mode, e.g. max-autotune.")
+    gradient_checkpointing_kwargs: dict | None = Field(
+        None, description="Options of gradient checkpointing, e.g. {use_reentrant: false}.")
+    dataloader_num_workers: int | None = Field(None, ge=0, description="Processes that load batches.")
+    dataloader_pin_memory: bool | None = Field(None, description="Pin batches in memory (default: on a GPU).")
+    dataloader_drop_last: bool | None = Field(None, description="Drop the last incomplete batch of an epoch.")
+    dataloader_prefetch_factor: int | None = Field(None, gt=0, description="Batches each worker loads ahead.")
+    auto_find_batch_size: bool = Field(False, description="Halve the batch on out-of-memory until it fits.")
+    torch_empty_cache_steps: int | None = Field(None, gt=0, description="Empty the accelerator cache every N steps.")
+    accelerator_config: dict | None = Field(None, description="accelerate's options (transformers' accelerator_config).")
+    include_tokens_per_second: bool = Field(False, description="Log the tokens seen (without padding) and tokens/s.")
     gradient_checkpointing: bool | Literal["offload"] = Field(
         False, description="Recompute activations to save memory; `offload` also keeps the saved ones in CPU memory."
     )
@@ -57,3 +111,34 @@ class TrainingConfig(Area):
     def check(self):
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             yield ("warmup_ratio",), "set either `warmup_steps` or `warmup_ratio`, not both"
+        for per_epoch, steps in (("saves_per_epoch", "save_steps"), ("evals_per_epoch", "eval_steps")):
+            if getattr(self, per_epoch) and getattr(self, steps):
+                yield (per_epoch,), f"set either `{per_epoch}` or `{steps}`, not both"
+        for key in ("save_steps", "eval_steps", "warmup_steps"):
+            value = getattr(self, key)
+            if isinstance(value, float) and value >= 1 and not value.is_integer():
+                yield (key,), "a number of steps is whole; a fraction of the run is below 1"
+        if self.batch_size and self.batch_size % self.micro_batch_size:
+            yield ("batch_size",), f"must be a multiple of micro_batch_size ({self.micro_batch_size})"
+        elif self.batch_size and "gradient_accumulation_steps" in self.model_fields_set \
+                and self.batch_size != self.micro_batch_size * self.gradient_accumulation_steps:
+            yield ("batch_size",), ("is micro_batch_size x gradient_accumulation_steps; the three disagree, "
+                                    "keep two")
+        if self.save_strategy == "best" and not self.metric_for_best_model:
+            yield ("save_strategy",), "`best` needs `metric_for_best_model` (e.g. eval_loss)"
+        if self.loss_watchdog_patience and self.loss_watchdog_threshold is None:
+            yield ("loss_watchdog_patience",), "needs `loss_watchdog_threshold`"
+        if self.cosine_min_lr_ratio is not None and self.lr_scheduler not in ("cosine", "cosine_with_min_lr"):
+            yield ("cosine_min_lr_ratio",), f"shapes a cosine schedule; `lr_scheduler` is {self.lr_scheduler}"
+
+    @property
+    def best_metric(self) -> str | None:
+        """metric_for_best_model; early stopping without one watches eval_loss, as transformers does."""
+        return self.metric_for_best_model or ("eval_loss" if self.early_stopping_patience else None)
+
+    @property
+    def accumulation_steps(self) -> int:
+        """gradient_accumulation_steps, or batch_size / micro_batch_size when batch_size is given."""
+        if self.batch_size:
+            return self.batch_size // self.micro_batch_size
+        return self.gradient_accumulation_steps

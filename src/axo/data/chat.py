@@ -12,8 +12,8 @@ from axo.data.formats.base import Context
 from axo.data.templates import end_of_turn_tokens, resolve_template
 from axo.errors import AxoError
 
-# Row types whose rows are conversations, rendered with a chat template.
-CHAT_ROWS = ("chat_template", "chat_template.default", "bradley_terry.chat_template", "kto")
+# Row type families whose rows are conversations, rendered with a chat template.
+CHAT_FAMILIES = ("chat_template", "chatml", "llama3", "bradley_terry", "kto")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def context(cfg: Config, chat: ChatSetup, list_key: str, index: int, tokenizer, 
 
 
 def is_chat(ds: DatasetConfig) -> bool:
-    return ds.row_type in CHAT_ROWS or ds.type_name.split(".")[0] in ("chatml", "llama3") or ds.is_transform
+    return ds.type_name.split(".")[0] in CHAT_FAMILIES or ds.is_transform
 
 
 def _chat(cfg: Config, ds: DatasetConfig, tokenizer) -> Chat:

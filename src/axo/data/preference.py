@@ -13,6 +13,7 @@ SIMPLE_SHAPES = {
     "intel": ("system", "question", "chosen", "rejected"),
     "prompt_pairs": ("system", "prompt", "chosen", "rejected"),
     "argilla": ("system", "instruction", "chosen_response", "rejected_response"),
+    "ultra": ("system", "prompt", "chosen", "rejected"),  # answers are [user, assistant] message lists
 }
 
 
@@ -20,17 +21,29 @@ def to_trl_row(row: dict, ds: DatasetConfig, ctx: Context) -> dict:
     kind = ds.type_name.split(".")[-1]
     if ds.type_name == "user_defined.default":
         return _user_defined(row, ds.type)
-    if ds.type_name == "kto":
-        return {"prompt": _as_messages(row, "prompt", "user"), "completion": _as_messages(row, "completion", "assistant"),
-                "label": _label(row)}
-    if kind in SIMPLE_SHAPES:
+    if ds.type_name == "chat_template.argilla":  # whole conversations: the prompt is what precedes the answer
+        chosen, rejected = ds.field_chosen, ds.field_rejected
+        messages = _system(row) + [m for m in _as_messages(row, chosen, "assistant")[:-1]]
+        if not messages:
+            raise RowError(chosen, "must hold the conversation (its prompt, then the answer)", "Fix the row.")
+    elif kind in SIMPLE_SHAPES:
         system, prompt, chosen, rejected = SIMPLE_SHAPES[kind]
-        messages = ([{"role": "system", "content": row[system]}] if row.get(system) else [])
-        messages.append({"role": "user", "content": text_field(row, prompt)})
+        messages = _system(row, system) + [{"role": "user", "content": text_field(row, prompt)}]
     else:  # chat_template.default, bradley_terry.chat_template
         messages, _ = read_messages(row, ctx)
         chosen, rejected = ds.field_chosen, ds.field_rejected
     return {"prompt": messages, "chosen": _answer(row, chosen), "rejected": _answer(row, rejected)}
+
+
+def to_kto_row(row: dict) -> dict:
+    """{prompt, completion, label} (+ an optional system column), as message lists."""
+    prompt = _as_messages(row, "prompt", "user")
+    return {"prompt": _system(row) + prompt if prompt[0].get("role") != "system" else prompt,
+            "completion": _as_messages(row, "completion", "assistant"), "label": _label(row)}
+
+
+def _system(row: dict, column: str = "system") -> list[dict]:
+    return [{"role": "system", "content": row[column]}] if row.get(column) else []
 
 
 def _user_defined(row: dict, f) -> dict:
@@ -112,6 +125,9 @@ class KTORows(PairRows):
 
     def columns(self, raw) -> list[str]:
         return ["prompt", "completion", "label"]
+
+    def read(self, row: dict) -> dict:
+        return self.measure(to_kto_row(row))
 
 
 def _join(prompt, answer, eos: str):

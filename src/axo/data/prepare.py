@@ -80,7 +80,7 @@ def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool) -> t
     stats, splits = [], {}
     if train:
         splits["train"], stats = _prepare_list("datasets", cfg, tokenizer, chat, processor)
-        if cfg.data.shuffle_merged_datasets:
+        if cfg.data.shuffle_merged_datasets and not cfg.data.curriculum_sampling:
             splits["train"] = splits["train"].shuffle(seed=cfg.train.seed).flatten_indices()
     if cfg.data.test_datasets:
         splits["eval"], eval_stats = _prepare_list("test_datasets", cfg, tokenizer, chat, processor)

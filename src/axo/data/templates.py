@@ -43,8 +43,22 @@ LLAMA3 = r"""
 """
 
 BUILTIN = {"chatml": CHATML, "llama3": LLAMA3}
+# Axolotl's named templates of model families: a model of the family ships its template with its
+# tokenizer, and that one is used when it carries the family's marker (a Qwen tokenizer under
+# `chat_template: gemma3` is a mistake, not a template to guess).
+FAMILY_MARKERS = {
+    **dict.fromkeys(("qwen_25", "qwen3", "qwen3_5", "qwen2_vl"), "<|im_start|>"),
+    **dict.fromkeys(("gemma", "gemma3", "gemma3n"), "<start_of_turn>"),
+    "llama3_2_vision": "<|start_header_id|>", "llama4": "<|header_start|>",
+    **dict.fromkeys(("phi_3", "phi_35"), "<|end|>"),
+    **dict.fromkeys(("mistral_v1", "mistral_v2v3", "mistral_v3_tekken", "pixtral"), "[INST]"),
+    "mistral_v7_tekken": "[SYSTEM_PROMPT]",
+    **dict.fromkeys(("cohere", "command_a", "command_a_tool_use", "command_a_rag", "aya"), "<|START_OF_TURN_TOKEN|>"),
+    "deepseek_v3": "<｜User｜>", "exaone": "[|user|]",
+}
 # End-of-turn markers of well-known templates; the ones a template contains are its defaults.
-KNOWN_EOT = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+KNOWN_EOT = ("<|im_end|>", "<|eot_id|>", "<|eot|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>",
+             "<|endoftext|>")
 FALLBACK = "tokenizer_default_fallback_"
 
 
@@ -74,6 +88,14 @@ def _template(name: str, jinja: str | None, where: str, tokenizer) -> str:
         return jinja
     if name in BUILTIN:
         return BUILTIN[name]
+    if name in FAMILY_MARKERS:
+        own = tokenizer.chat_template or ""
+        if FAMILY_MARKERS[name] in own:
+            return own
+        raise AxoError(f"`{where}: {name}`: this tokenizer's own template is not a {name} one (it has no "
+                       f"{FAMILY_MARKERS[name]!r}), and axo writes no {name} template of its own. Fix: "
+                       "`chat_template: tokenizer_default` for the model's own template, or give "
+                       "`chat_template_jinja`.")
     if name == "tokenizer_default" or name.startswith(FALLBACK):
         if tokenizer.chat_template:
             return tokenizer.chat_template
@@ -83,7 +105,8 @@ def _template(name: str, jinja: str | None, where: str, tokenizer) -> str:
         raise AxoError(f"`{where}`: the tokenizer has no chat template. Fix: set `chat_template` to "
                        f"one of {', '.join(BUILTIN)}, or give `chat_template_jinja`.")
     raise AxoError(f"`{where}`: unknown template {name!r}; use tokenizer_default, "
-                   f"{', '.join(BUILTIN)}, jinja, or {FALLBACK}<name>.")
+                   f"{', '.join(BUILTIN)}, a model family's name ({', '.join(FAMILY_MARKERS)}), jinja, "
+                   f"or {FALLBACK}<name>.")
 
 
 def end_of_turn_tokens(data: DataConfig, template: str, tokenizer) -> list[str]:

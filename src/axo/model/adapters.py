@@ -31,11 +31,27 @@ def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), l
         use_dora=a.peft_use_dora,
         use_rslora=a.peft_use_rslora,
         # rows of tokens added to the vocabulary are trained, or they would stay at their init
-        trainable_token_indices=list(new_token_ids) or None,
+        trainable_token_indices=_token_rows(a.peft_trainable_token_indices, new_token_ids),
         # a trained copy of a tied embedding must stay tied to the output head
         ensure_weight_tying=tied_embeddings and bool(a.lora_modules_to_save or new_token_ids),
         task_type=PEFT_TASKS[task],
+        target_parameters=a.lora_target_parameters,
+        fan_in_fan_out=a.lora_fan_in_fan_out,
+        alpha_pattern=a.lora_alpha_pattern or {},
+        rank_pattern=a.lora_rank_pattern or {},
+        layers_pattern=a.peft_layers_pattern,
+        layer_replication=a.peft_layer_replication,
+        **({} if a.peft_init_lora_weights is None else {"init_lora_weights": a.peft_init_lora_weights}),
     )
+
+
+def _token_rows(asked, new_token_ids) -> list[int] | dict | None:
+    """The embedding rows trained in full: the ones asked for, and the rows of added tokens."""
+    new = list(new_token_ids)
+    if isinstance(asked, dict):  # per embedding module: the added tokens' rows go to the input embedding
+        return asked
+    rows = sorted(set(asked or []) | set(new))
+    return rows or None
 
 
 def linear_module_names(model) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
-from axo.model.preflight import Precision, torch_dtype
+from axo.model.preflight import Precision, attention_backend, torch_dtype
 from axo.model.sources import from_source
 from axo.model.tokenizer import load_tokenizer
 
@@ -48,7 +48,7 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
     m = cfg.model
     config = load_config(cfg)
     cls = model_class(cfg)
-    kwargs = {"dtype": torch_dtype(precision), "attn_implementation": m.attn_implementation,
+    kwargs = {"dtype": torch_dtype(precision), "attn_implementation": attention_backend(m.attn_implementation),
               "trust_remote_code": m.trust_remote_code}
     if m.reinit_weights:  # (never with a quantized base: a config rule)
         torch.manual_seed(cfg.train.seed)
@@ -59,7 +59,7 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
         model = from_source("base_model", m.base_model, lambda: cls.from_pretrained(
             m.base_model, config=config, revision=m.model_revision, **kwargs))
     if tokenizer is not None:
-        _fit_vocabulary(model, tokenizer)
+        _fit_vocabulary(model, tokenizer, m.resize_token_embeddings_to_32x, m.mean_resizing_embeddings)
     return model
 
 
@@ -72,7 +72,11 @@ def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:
 
         # transformers shards each layer's matrices by the model's own TP plan as it loads
         kwargs["distributed_config"] = DistributedConfig(tp_plan="auto", tp_size=cfg.parallel.tensor_parallel_size)
-    if cfg.quant.quantized and quantize:
+    if cfg.quant.dequantizes:
+        from transformers import Mxfp4Config
+
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)  # full-precision weights from MXFP4 files
+    elif cfg.quant.quantized and quantize:
         from axo.model.quantization import to_bnb_config, to_torchao_config
 
         kwargs["quantization_config"] = (to_bnb_config(cfg.quant, torch_dtype(precision)) if cfg.quant.bitsandbytes
@@ -80,14 +84,15 @@ def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:
     return {**kwargs, **(m.overrides_of_model_kwargs or {})}
 
 
-def _fit_vocabulary(model, tokenizer) -> None:
-    """Grow the embeddings for added tokens; point the model's pad and generation settings at the
-    tokenizer's."""
+def _fit_vocabulary(model, tokenizer, to_32x: bool = False, mean_resizing: bool = True) -> None:
+    """Grow the embeddings for added tokens (to a multiple of 32 with resize_token_embeddings_to_32x);
+    point the model's pad and generation settings at the tokenizer's."""
     embeddings = model.get_input_embeddings()
-    if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
-        # new rows start at the mean of the old ones, so new tokens begin as an average token
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-        log.info("Resized the embeddings to %d tokens", len(tokenizer))
+    wanted = -(-len(tokenizer) // 32) * 32 if to_32x else len(tokenizer)
+    if embeddings is not None and wanted > embeddings.num_embeddings:
+        # by default new rows start at the mean of the old ones, so new tokens begin as an average token
+        model.resize_token_embeddings(wanted, mean_resizing=mean_resizing)
+        log.info("Resized the embeddings to %d rows", wanted)
     if getattr(model.config, "pad_token_id", None) is None:  # (multimodal configs may not have one)
         model.config.pad_token_id = tokenizer.pad_token_id
         if getattr(model, "generation_config", None) is not None:

@@ -6,6 +6,7 @@ the attention backend and kernels the config asks for can run here."""
 
 import importlib.util
 import logging
+from functools import cache
 from typing import Literal
 
 from axo.config import Config
@@ -53,28 +54,58 @@ def resolve_tf32(model_cfg: ModelConfig) -> bool | None:
     return True if (model_cfg.tf32 is True or (model_cfg.tf32 == "auto" and ampere)) else None
 
 
+@cache
+def attention_backend(requested: str) -> str:
+    """The attention backend this machine runs: the one asked for, or sdpa when that is a kernel that
+    cannot run here. Every backend computes the same attention (packed rows included), so this only
+    costs speed; it is said once."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    missing = None
+    if requested in BACKEND_NEEDS:
+        module, package, needs_cuda = BACKEND_NEEDS[requested]
+        missing = "a CUDA GPU" if needs_cuda and not cuda else (
+            f"`{package}`" if importlib.util.find_spec(module) is None else None)
+    elif requested == "flex_attention" and not cuda:
+        missing = "a CUDA GPU (PyTorch has no FlexAttention backward on a CPU)"
+    elif "/" in requested and (not cuda or importlib.util.find_spec("kernels") is None):
+        missing = "a CUDA GPU and `pip install kernels`"
+    if missing is None:
+        return requested
+    log.warning("`attn_implementation: %s` needs %s; training with sdpa, which computes the same attention "
+                "more slowly. What is learned does not change.", requested, missing)
+    return "sdpa"
+
+
+@cache
+def liger_available(asked: bool) -> bool:
+    """`use_liger_kernel`: Liger's fused kernels where they can run, else the same math without them."""
+    import torch
+
+    if asked and (not torch.cuda.is_available() or importlib.util.find_spec("liger_kernel") is None):
+        log.warning("`use_liger_kernel: true` needs a CUDA GPU and `pip install liger-kernel`; training without "
+                    "Liger's kernels, which compute the same. What is learned does not change.")
+        return False
+    return asked
+
+
+# optimizer name prefix -> (module it imports, pip package)
+OPTIMIZER_NEEDS = {"schedule_free": ("schedulefree", "schedulefree"), "galore": ("galore_torch", "galore-torch"),
+                   "apollo": ("apollo_torch", "apollo-torch"), "grokadamw": ("grokadamw", "grokadamw"),
+                   "lomo": ("lomo_optim", "lomo-optim"), "adalomo": ("lomo_optim", "lomo-optim"),
+                   "adamw_anyprecision": ("torchdistx", "torchdistx")}
+
+
 def check_backends(cfg: Config) -> None:
     import torch
 
     cuda = torch.cuda.is_available()
-    attn = cfg.model.attn_implementation
-    if attn in BACKEND_NEEDS:
-        module, package, needs_cuda = BACKEND_NEEDS[attn]
-        if needs_cuda and not cuda:
-            raise AxoError(f"`attn_implementation: {attn}` needs a CUDA GPU and none is visible. "
-                           "Fix: use sdpa (or eager, or flex_attention) on this machine.")
-        if importlib.util.find_spec(module) is None:
-            raise AxoError(f"`attn_implementation: {attn}` needs `{package}`, which is not installed. "
-                           "Fix: install it, or use sdpa.")
-    elif attn == "flex_attention" and not cuda:
-        raise AxoError("`attn_implementation: flex_attention` cannot train on a CPU (PyTorch has no FlexAttention "
-                       "backward there). Fix: use sdpa or eager on this machine.")
-    elif "/" in attn and importlib.util.find_spec("kernels") is None:
-        raise AxoError(f"`attn_implementation: {attn}` is a hub kernel and needs `pip install kernels`. "
-                       "Fix: install it, or use sdpa.")
-    if cfg.train.use_liger_kernel and (not cuda or importlib.util.find_spec("liger_kernel") is None):
-        raise AxoError("`use_liger_kernel: true` needs a CUDA GPU and `pip install liger-kernel`. "
-                       "Fix: remove it on this machine.")
+    for prefix, (module, package) in OPTIMIZER_NEEDS.items():
+        if cfg.train.optimizer.startswith(prefix) and importlib.util.find_spec(module) is None:
+            raise AxoError(f"`optimizer: {cfg.train.optimizer}` needs `pip install {package}`, which is not "
+                           "installed; another optimizer would learn differently. Fix: install it, or pick "
+                           "adamw_torch.")
     int4 = (cfg.quant.model_quantization_config_kwargs or {}).get("weight_dtype") == "int4"
     if cfg.quant.model_quantization_config and int4 and not cuda:
         raise AxoError("`model_quantization_config_kwargs: {weight_dtype: int4}` needs a CUDA GPU. "

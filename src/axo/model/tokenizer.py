@@ -18,9 +18,10 @@ def load_tokenizer(cfg: Config):
     if cls is None:
         raise AxoError(f"`tokenizer_type`: transformers has no class {m.tokenizer_type!r}; use AutoTokenizer.")
     key = "tokenizer_config" if m.tokenizer_config else "base_model"
+    legacy = {} if m.tokenizer_legacy is None else {"legacy": m.tokenizer_legacy}
     tokenizer = from_source(key, m.tokenizer_path, lambda: cls.from_pretrained(
         m.tokenizer_path, trust_remote_code=m.trust_remote_code,
-        revision=None if m.tokenizer_config else m.model_revision))
+        revision=None if m.tokenizer_config else m.model_revision, **legacy))
     tokenizer = _rename_added_tokens(tokenizer, m.added_tokens_overrides or {})
     if m.special_tokens:
         tokenizer.add_special_tokens({k: v for k, v in m.special_tokens.model_dump().items() if v})

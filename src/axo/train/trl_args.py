@@ -2,6 +2,7 @@
 TrainingArguments fields every axo training shares (train/args.py)."""
 
 from axo.config import Config
+from axo.methods import GRPO_PASSTHROUGH
 from axo.model.preflight import Precision
 from axo.train.args import training_kwargs
 
@@ -77,4 +78,5 @@ def to_grpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None)
         num_generations=o.num_generations, temperature=o.temperature, epsilon=o.epsilon, loss_type=o.loss_type,
         scale_rewards=o.scale_rewards, mask_truncated_completions=o.mask_truncated_completions,
         log_completions=o.log_completions, reward_weights=o.reward_weights, vllm_mode=o.vllm_mode,
-        vllm_server_host=o.vllm_server_host, vllm_server_port=o.vllm_server_port))
+        vllm_server_host=o.vllm_server_host, vllm_server_port=o.vllm_server_port,
+        **{key: getattr(o, key) for key in GRPO_PASSTHROUGH}))

@@ -49,8 +49,9 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
         got = "missing" if conversation is None else "empty" if conversation == [] else type(conversation).__name__
         raise RowError(field, f"must be a non-empty list of messages, got {got}",
                        "Fix or remove the row, or point `field_messages` at the right column.")
-    role_key = ds.message_property_mappings.get("role", "role")
-    content_key = ds.message_property_mappings.get("content", "content")
+    mappings = ds.property_mappings
+    role_key, content_key = mappings.get("role", "role"), mappings.get("content", "content")
+    renamed = {source: target for target, source in mappings.items() if target not in ("role", "content")}
     role_of = {src: target for target, sources in {**DEFAULT_ROLES, **(ds.roles or {})}.items() for src in sources}
     messages, trained = [], []
     for j, raw in enumerate(conversation):
@@ -68,7 +69,7 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
                            f"{type(content).__name__}", "Fix or remove the row.")
         if role == "system" and ds.drop_system_message:
             continue
-        message = {k: v for k, v in raw.items()
+        message = {renamed.get(k, k): v for k, v in raw.items()
                    if v is not None and k not in (role_key, content_key, ds.message_field_training)}
         message.update(role=role, content=content or "")
         messages.append(message)

@@ -1,0 +1,347 @@
+"""How axo treats each of Axolotl's config keys, in one table (the README shows it).
+
+Every Axolotl key is in exactly one class:
+
+- implemented: an axo key of the same name does what it does in Axolotl (every field of the config
+  areas; not listed below);
+- mapped: axo reaches the same result another way; the loader rewrites the key (or drops it when
+  there is nothing to do) and logs once what it asked for and what axo does instead;
+- speed: it only buys speed or memory that this machine or axo cannot give; the run goes on with one
+  warning naming what is skipped and what would enable it, and what is learned never changes;
+- refused: its absence would change what is learned or where data goes; an error names why and the
+  nearest supported option.
+
+A key's value that turns nothing on (false, null, empty) is accepted in every class. Nested keys
+are written `block.key` (`trl.top_p`, `fsdp_config.sharding_strategy`), keys of a dataset entry
+`datasets.key`."""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+Class = Literal["mapped", "speed", "refused"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    cls: Class
+    note: str  # mapped: what axo does instead; speed: what would enable it; refused: why, and the nearest option
+    convert: Callable[[Any], dict] | None = None  # mapped: the key's value -> the axo keys it becomes
+
+
+def mapped(note: str, convert: Callable[[Any], dict] | None = None) -> Rule:
+    return Rule("mapped", note, convert)
+
+
+def to(key: str, value: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], dict]:
+    """The value carried over to an axo key (after `value`)."""
+    return lambda v: {key: value(v)}
+
+
+def _group(cls: Class, note: str, *keys: str) -> dict[str, Rule]:
+    return {key: Rule(cls, note) for key in keys}
+
+
+LIGER = "Liger's fused kernels (a CUDA GPU and `pip install liger-kernel`, then `use_liger_kernel: true`)"
+KERNELS = "fused GPU kernels that axo does not drive; the same math runs without them"
+GPU_ONLY = "a GPU-only speed-up; the same math runs without it"
+NOT_TRAINING = "has no effect on training, which is all axo does with the config"
+METHOD = "a training method axo does not have; it would learn something else. Nearest: the methods in `axo --help` (rl: dpo, kto, orpo, grpo...)"
+PLUGINS = {
+    "axolotl.integrations.liger.LigerPlugin": "speed",
+    "axolotl.integrations.liger.plugin.LigerPlugin": "speed",
+    "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin": "speed",
+    "axolotl.integrations.kernels.KernelsPlugin": "speed",
+    "axolotl.integrations.expert_parallel.ExpertParallelPlugin": "speed",
+    "axolotl.integrations.spectrum.SpectrumPlugin": "refused",
+    "axolotl.integrations.swanlab.SwanLabPlugin": "speed",
+    "axolotl.integrations.lm_eval.LMEvalPlugin": "refused",
+    "axolotl.integrations.kd.KDPlugin": "refused",
+    "axolotl.integrations.grokfast.GrokfastPlugin": "refused",
+    "axolotl.integrations.diffusion.DiffusionPlugin": "refused",
+    "axolotl.integrations.llm_compressor.LLMCompressorPlugin": "refused",
+}
+
+
+def _plugins(value) -> dict:
+    return {}  # each plugin's own keys are classified below; the list itself is checked in check_plugins
+
+
+TABLE: dict[str, Rule] = {
+    # --- other spellings of axo keys -------------------------------------------------------------
+    "dataset_num_proc": mapped("axo's `dataset_processes`", to("dataset_processes")),
+    "evaluation_strategy": mapped("axo's `eval_strategy` (transformers' newer name)", to("eval_strategy")),
+    "noisy_embedding_alpha": mapped("axo's `neftune_noise_alpha` (NEFTune)", to("neftune_noise_alpha")),
+    "bfloat16": mapped("`bf16: true`: axo loads bf16 weights and trains them in bf16", to("bf16")),
+    "float16": Rule("refused", "trains pure fp16 weights, which axo does not do; `fp16: true` (mixed precision "
+                    "on a GPU) or `bf16: true`"),
+    "float32": mapped("`bf16: false` (fp32 weights and math)", lambda v: {"bf16": not v}),
+    "xformers_attention": mapped("sdpa, which computes the same attention", lambda v: {"attn_implementation": "sdpa"}),
+    "sequence_parallel_degree": mapped("`context_parallel_size` (the same sequence split, through accelerate)",
+                                       to("context_parallel_size")),
+    "activation_offloading": mapped("`gradient_checkpointing: offload` (saved activations kept in CPU memory)",
+                                    lambda v: {"gradient_checkpointing": "offload"} if v is True or v == "legacy"
+                                    else {}),
+    "include_tkps": mapped("axo's `include_tokens_per_second`", to("include_tokens_per_second")),
+    "rope_scaling": mapped("`model_config: {rope_scaling: ...}` (a config override)",
+                           to("overrides_of_model_config", lambda v: {"rope_scaling": v})),
+    "save_safetensors": mapped("axo always saves safetensors"),
+    "peft_ensure_weight_tying": mapped("axo keeps a tied head tied whenever an adapter trains it"),
+    "pretrain_multipack_attn": mapped("`sample_packing: true` isolates the documents of a streamed block",
+                                      to("sample_packing")),
+    # --- keys that only steer Axolotl's own machinery ---------------------------------------------
+    **_group("mapped", NOT_TRAINING, "axolotl_config_path", "local_rank", "world_size", "merge_lora", "merge_method",
+             "gradio_max_new_tokens", "gradio_server_name", "gradio_server_port", "gradio_share", "gradio_temperature",
+             "gradio_title", "hf_use_auth_token", "is_preprocess", "total_num_tokens", "total_supervised_tokens",
+             "device", "tokenizer_save_jinja_files"),
+    **_group("mapped", "axo reads the architecture from the model's config", "is_falcon_derived_model",
+             "is_llama_derived_model", "is_mistral_derived_model", "is_qwen_derived_model"),
+    "strict": mapped("axo is always strict: unknown keys are errors"),
+    "debug": mapped("`axo preprocess CFG --debug` shows prepared rows token by token"),
+    "remove_unused_columns": mapped("axo's rows hold exactly what the trainer reads"),
+    "skip_prepare_dataset": mapped("axo prepares and caches the data once, then trains on it: the same rows"),
+    "dataset_keep_in_memory": mapped("axo memory-maps prepared data: the same rows"),
+    "preprocess_iterable": mapped("axo prepares datasets as they stream from disk: the same rows"),
+    "gptq_groupsize": mapped("an old GPTQ setting read only with `gptq: true`"),
+    "gptq_model_v1": mapped("an old GPTQ setting read only with `gptq: true`"),
+    "plugins": mapped("each plugin's keys are read like any other key (see the plugin rows)", _plugins),
+    # --- speed or memory only ---------------------------------------------------------------------
+    **_group("speed", LIGER, "liger_rope", "liger_rms_norm", "liger_rms_norm_gated", "liger_layer_norm",
+             "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "liger_fused_linear_cross_entropy",
+             "liger_use_token_scaling", "liger_kernel_impl", "dpo_use_liger_kernel", "trl.use_liger_loss"),
+    "cut_cross_entropy": Rule("speed", "Cut Cross Entropy (a CUDA GPU and `pip install cut-cross-entropy`); "
+                              "`chunked_cross_entropy: true` also keeps the logits from being built at once"),
+    **_group("speed", "LoRA Triton kernels (CUDA); peft's LoRA computes the same", "lora_mlp_kernel",
+             "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel"),
+    **_group("speed", KERNELS, "use_kernels", "use_scattermoe", "use_sonicmoe", "experts_implementation",
+             "fused_attn_kernel", "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_mlp",
+             "flash_attn_d512", "flash_optimum", "gemma4_hybrid_attn_impl", "large_head_attention", "sdpa_varlen",
+             "expert_backend", "nonexpert_quantization", "moe_grouped_backend", "moe_dequant_chunk_size",
+             "moe_bnb_fast", "use_dsv4_kernels", "use_glm_dsa_kernels", "dsv4_fp8_nonexpert_mode",
+             "dsv4_fp8_lora_kernel", "dsv4_shared_mlp_lora_kernel", "dsv4_bf16_all", "dsv4_fp4_grouped_mode",
+             "sage_attention", "torch_compile_options",
+             "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "llama4_linearized_experts", "dense_mixer"),
+    "quantize_moe_experts": Rule("speed", "memory only (quantized MoE experts, CUDA bitsandbytes kernels); the "
+                                 "experts stay in the training precision"),
+    **_group("speed", "expert parallelism (several GPUs with an MoE model)", "expert_parallel_size",
+             "expert_parallel_backend", "expert_parallel_num_nvl_bytes", "expert_parallel_num_rdma_bytes",
+             "expert_parallel_token_capacity", "expert_parallel_fallback_on_unsupported"),
+    **_group("speed", GPU_ONLY, "flex_attn_compile_kwargs", "batch_flattening", "multipack_real_batches",
+             "pad_to_multiple_of", "sample_packing_bin_size", "sample_packing_group_size",
+             "sample_packing_eff_est", "sample_packing_mp_start_method", "pretrain_multipack_buffer_size",
+             "streaming_multipack_buffer_size", "heads_k_stride", "ring_attn_func", "deepcompile",
+             "dpo_padding_free", "dpo_use_logits_to_keep", "tiled_mlp", "tiled_mlp_num_shards",
+             "tiled_mlp_use_original_mlp", "scaling_softmax_bias"),
+    **_group("speed", "memory only: offloading and loading tricks for GPUs", "gpu_memory_limit", "layer_offloading",
+             "lora_on_cpu",
+             "ple_cpu_offload", "qlora_sharded_model_loading", "experimental_skip_move_to_device",
+             "embeddings_skip_upcast", "gc_steps", "gc_collect_steps", "torchdistx_path", "selective_checkpointing",
+             "dynamic_checkpoint", "peft_autocast_adapter_dtype", "fsdp_config.cpu_offload_pin_memory"),
+    **_group("speed", "a profiler; axo's logs report step times", "profiler_steps", "profiler_steps_start"),
+    **_group("speed", "OpenTelemetry metrics export (not in axo; TensorBoard, MLflow and W&B are)",
+             "use_otel_metrics", "otel_metrics_host", "otel_metrics_port"),
+    # --- refused: they would change what is learned ---------------------------------------------
+    **_group("refused", METHOD, "ebft", "use_eaft", "eaft_alpha", "eaft_k", "use_pose", "pose_max_context_len",
+             "pose_num_chunks", "pose_split_on_token_ids", "relora", "relora_cpu_offload", "relora_prune_method",
+             "relora_prune_ratio", "lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute", "s2_attention",
+             "scaling_softmax", "scaling_softmax_factor", "use_onebitllms", "use_mora", "mora_type", "mora",
+             "grokfast_alpha", "grokfast_lamb", "diffusion", "noise_schedule", "min_mask_ratio", "max_mask_ratio",
+             "num_diffusion_steps", "eps", "importance_weighting", "mask_token_id", "mask_token_str"),
+    **_group("refused", "knowledge distillation is not in axo yet; without it the student would learn plain SFT",
+             "kd_trainer", "kd_ce_alpha", "kd_alpha", "kd_temperature", "kd_beta", "kd_normalize_topk",
+             "kd_online_server_base_url", "kd_online_topk", "kd_online_server", "kd_online_timeout",
+             "kd_temperature_min", "datasets.logprobs_field", "datasets.temperature"),
+    **_group("refused", "Spectrum (train only the highest-SNR layers) is not in axo; "
+             "`unfrozen_parameters` freezes layers by name", "spectrum_top_fraction", "spectrum_model_name"),
+    **_group("refused", "a learning-rate schedule axo does not have: it would train with another schedule. "
+             "Nearest: `lr_scheduler` (cosine, cosine_with_min_lr, warmup_stable_decay...)",
+             "cosine_constant_lr_ratio", "lr_quadratic_warmup", "jagged_restart_steps", "jagged_restart_warmup_steps",
+             "jagged_restart_anneal_steps", "lr_div_factor", "lr_groups", "embedding_lr", "embedding_lr_scale"),
+    **_group("refused", "an optimizer axo does not have (it would train with another). Nearest: `optimizer` "
+             "adamw_torch, adamw_8bit, muon...", "dion_lr", "dion_momentum", "dion_rank_fraction",
+             "dion_rank_multiple_of", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_proj_bits",
+             "qgalore_proj_group_size", "qgalore_proj_quant", "qgalore_proj_type", "qgalore_queue_size",
+             "qgalore_rank", "qgalore_scale", "qgalore_update_proj_gap", "adam_beta3", "adam_epsilon2"),
+    **_group("refused", "fp8 training changes the numerics of every matmul and needs an FP8 GPU; train in bf16",
+             "fp8", "fp8_config", "fp8_enable_fsdp_float8_all_gather", "fsdp_config.mixed_precision_policy"),
+    **_group("refused", "keeps norms in fp32 while the rest trains in bf16; axo trains one precision (fp32 on "
+             "a CPU, where this holds anyway). Remove it", "fp32_norms", "fp32_norm_classes"),
+    "tokenizer_use_mistral_common": Rule("refused", "Mistral's mistral-common tokenizer is not loaded by axo "
+                                         "yet; its tokens could differ from the model's tokenizer.json. Remove it "
+                                         "to train with the Hugging Face tokenizer"),
+    "gptq": Rule("refused", "GPTQ checkpoints need CUDA kernels (gptqmodel) that axo does not drive yet; load the "
+                 "unquantized model with `load_in_4bit: true, adapter: qlora`"),
+    "trainer_cls": Rule("refused", "a custom trainer class would replace what axo trains; axo's trainers are its "
+                        "recipes (axo.methods)"),
+    "peft": Rule("refused", "LoftQ initialization (`peft.loftq_config`) is not in axo yet; LoRA starts from zero"),
+    "fix_untrained_tokens": Rule("refused", "rewrites embedding rows before training, which axo does not do yet"),
+    "shrink_embeddings": Rule("refused", "shrinks the vocabulary of the model, which axo does not do"),
+    "role_boundaries": Rule("refused", "custom role markers for label masking; axo finds turns by rendering the "
+                            "chat template (roles_to_train, train_on_eos)"),
+    "pretraining_sample_concatenation": Rule("refused", "axo always joins pretraining documents with EOS into "
+                                             "full blocks; rows one by one are not supported"),
+    "streaming": Rule("refused", "streaming non-pretraining datasets is not in axo; use `pretraining_dataset` "
+                      "for streamed raw text, or prepare the data once"),
+    "dataset_shard_num": Rule("refused", "training on one shard of the data is not in axo yet; shard the files"),
+    "dataset_shard_idx": Rule("refused", "training on one shard of the data is not in axo yet; shard the files"),
+    "num_dataset_shards_to_save": Rule("refused", "axo saves prepared data whole"),
+    "shuffle_before_merging_datasets": Rule("refused", "per-dataset shuffling before mixing is not in axo; "
+                                            "`shuffle_merged_datasets` shuffles the mix"),
+    "eval_sequence_len": Rule("refused", "a separate eval length is not in axo yet; eval rows use `sequence_len`"),
+    "cls_model_config": Rule("refused", "classifier configs come from `model_type` and `num_labels` in axo"),
+    "freeze_mm_modules": Rule("refused", "freezing vision towers is not in axo yet: use `unfrozen_parameters`"),
+    "image_size": Rule("refused", "resizing images is not in axo yet; the processor's own size is used"),
+    "image_resize_algorithm": Rule("refused", "resizing images is not in axo yet; the processor's own size is used"),
+    "processor_kwargs": Rule("refused", "processor options are not in axo yet"),
+    "chat_template_kwargs": Rule("refused", "template variables (enable_thinking...) are not passed by axo yet; "
+                                 "write them into `chat_template_jinja`"),
+    "max_packed_sequence_len": Rule("refused", "Axolotl's old packing length; axo packs to `sequence_len` with "
+                                    "`sample_packing: true`"),
+    "center_rewards_coefficient": Rule("refused", "reward centering is not passed to TRL by axo yet"),
+    **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",
+             "dpo_loss_weights", "dpo_norm_loss", "dpo_use_weighting", "rpo_alpha", "dpo_generate_during_eval"),
+    **_group("refused", "benchmark evaluation (lm-eval, bench sets) is not in axo yet (the results you asked for "
+             "would be missing)", "lm_eval_tasks", "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
+             "do_bench_eval", "bench_dataset", "bench_split"),
+    **_group("refused", "generating samples during training is not in axo yet (the samples you asked for would be "
+             "missing)", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens", "eval_table_size",
+             "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
+             "generation_top_k", "generation_top_p", "generation_do_sample", "generation_prompt_ratio",
+             "generation_interval", "generation_steps", "generation_max_length"),
+    **_group("refused", "publishing to the hub is not in axo yet: nothing would be pushed", "hub_model_id",
+             "hub_strategy", "hub_revision", "push_dataset_to_hub"),
+    **_group("refused", "this tracker is not in axo yet (your metrics would go nowhere); use TensorBoard, MLflow "
+             "or W&B", "use_comet", "comet_api_key", "comet_workspace", "comet_project_name", "comet_experiment_key",
+             "comet_mode", "comet_online", "comet_experiment_config", "use_trackio", "trackio_project_name",
+             "trackio_run_name", "trackio_space_id", "use_swanlab", "swanlab_project", "swanlab_experiment_name",
+             "swanlab_description", "swanlab_mode", "swanlab_workspace", "swanlab_api_key", "swanlab_log_model",
+             "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url", "swanlab_lark_secret",
+             "swanlab_log_completions", "swanlab_completion_log_interval", "swanlab_completion_max_buffer"),
+    **_group("refused", "Tinker/hatchery remote training is not in axo", "backend", "base_url", "api_key",
+             "project_id", "lora_rank", "train_attn", "train_mlp", "train_unembed", "loss_fn", "loss_fn_config",
+             "pipeline", "max_sample_tokens", "sample_temperature", "num_samples", "save_name_prefix",
+             "future_timeout", "hatchery", "reward_funcs"),
+    **_group("refused", "NeMo Gym environments are not in axo; GRPO reads `trl.reward_funcs`", "nemo_gym_enabled",
+             "nemo_gym_dir", "nemo_gym_auto_clone", "nemo_gym_config_paths", "nemo_gym_head_port",
+             "nemo_gym_server_timeout", "nemo_gym_verify_timeout", "nemo_gym_run_timeout", "nemo_gym_datasets",
+             "nemo_gym_auto_start", "nemo_gym_model_name", "nemo_gym_multi_turn", "nemo_gym_max_turns"),
+    **_group("refused", "NVFP4 merge-aware training needs Blackwell GPUs and is not in axo", "nvfp4_merge_aware",
+             "nvfp4_merge_aware_start_step"),
+    **_group("refused", "this vLLM server setting is not passed by axo yet; `axo vllm-serve` serves with "
+             "trl's defaults", "vllm"),
+    # --- keys of the `trl:` block TRL 1.16 does not have -------------------------------------------
+    **_group("speed", "a GRPO throughput option TRL 1.16 does not have; rollouts run one after the other",
+             "trl.async_prefetch", "trl.prefetch_depth", "trl.reward_num_workers", "trl.vllm_lora_sync",
+             "trl.use_liger_loss"),
+    **_group("refused", "a GRPO variant TRL 1.16 does not have: it would change which samples train. Nearest: "
+             "`trl.loss_type`, `trl.importance_sampling_level`, `trl.epsilon_high`", "trl.rollout_func",
+             "trl.skip_zero_advantage_batches", "trl.vllm_guided_decoding_regex", "trl.vllm_sync_interval",
+             "trl.entropy_coef_delta", "trl.entropy_coef_max", "trl.entropy_coef_min", "trl.entropy_target",
+             "trl.use_adaptive_entropy", "trl.replay_buffer_size", "trl.replay_recompute_logps",
+             "trl.reroll_max_groups", "trl.reroll_start_fraction", "trl.streaming_min_groups",
+             "trl.streaming_partial_batch", "trl.use_data_producer"),
+    # --- keys inside a dataset entry --------------------------------------------------------------
+    "datasets.message_field_training_detail": Rule("refused", "per-span training inside a message is not in axo "
+                                                   "yet; `message_field_training` trains whole messages"),
+    "datasets.split_thinking": Rule("refused", "splitting reasoning out of message content is not in axo yet; give "
+                                    "it its own message key with `field_thinking`"),
+    **_group("refused", "an older conversation format; use `type: chat_template` with `field_messages`",
+             "datasets.conversation", "datasets.field_human", "datasets.field_model", "datasets.input_format",
+             "datasets.input_transform"),
+    **_group("refused", "loading a shard of a dataset is not in axo yet; point `data_files` at the files",
+             "datasets.shards", "datasets.shards_idx", "datasets.preprocess_shards"),
+    "datasets.trust_remote_code": Rule("refused", "dataset loading scripts are not run by axo"),
+    # --- fsdp_config, in FSDP1's spelling ---------------------------------------------------------
+    "fsdp_config.sharding_strategy": mapped("FSDP2's `reshard_after_forward` (FULL_SHARD: true, SHARD_GRAD_OP: "
+                                            "false)", lambda v: _sharding(v)),
+    "fsdp_config.backward_prefetch": mapped("FSDP2 prefetches on its own"),
+    "fsdp_config.forward_prefetch": mapped("FSDP2 prefetches on its own"),
+    "fsdp_config.limit_all_gathers": mapped("FSDP2 has no such limit"),
+}
+
+
+# Axolotl's values of keys axo has, spelled another way: key -> {Axolotl's value: (axo's value, note)}.
+AXOLOTL_DEEPSPEED = {"zero1": "zero1", "zero1_torch_compile": "zero1", "zero2": "zero2",
+                     "zero2_torch_compile": "zero2", "zero3": "zero3", "zero3_bf16": "zero3",
+                     "zero3_bf16_cpuoffload_params": "zero3_offload_params", "zero3_bf16_cpuoffload_all": "zero3_offload"}
+VALUES: dict[str, dict[str, tuple[Any, str]]] = {
+    "optimizer": {"ao_adamw_8bit": ("adamw_torch_8bit", "torchao's 8-bit AdamW, as transformers names it"),
+                  "ao_adamw_4bit": ("adamw_torch_4bit", "torchao's 4-bit AdamW, as transformers names it")},
+    "attn_implementation": {"xformers": ("sdpa", "sdpa computes the same memory-efficient attention")},
+}
+# Axolotl's values axo refuses: another optimizer would learn differently.
+REFUSED_VALUES: dict[str, dict[str, str]] = {
+    "optimizer": {name: f"Axolotl's `{name}` optimizer is not in axo yet; another optimizer would learn "
+                  "differently. Nearest: adamw_torch (or adamw_torch_8bit to save memory)"
+                  for name in ("muon", "dion", "adopt_adamw", "came_pytorch", "optimi_adamw", "ao_adamw_fp8",
+                               "adamc", "sinkgd", "polora", "flash_adamw", "flash_adam", "flash_sgd", "flash_sgdw",
+                               "flash_lion", "q_galore_adamw8bit")},
+    "rl": {name: METHOD for name in ("ebft", "gdpo", "gspo", "rloo", "online_dpo", "gkd")},
+    "datasets.type": {name: "an older prompt format axo does not write; use `type: alpaca`, a user-defined "
+                      "mapping under `type:`, or `type: chat_template`"
+                      for name in ("alpaca:chat", "alpaca:phi", "alpaca_chat", "alpaca_w_system", "jeopardy",
+                                   "oasst", "gpteacher", "reflection", "explainchoice", "concisechoice",
+                                   "summarizetldr", "metharme", "orcamini", "pygmalion", "context_qa",
+                                   "alpaca_chat.load_qa", "alpaca_chat.load_concise", "alpaca_chat.load_camel_ai",
+                                   "alpaca_w_system.load_open_orca", "creative_acr", "llama2_chat")},
+}
+
+
+def deepspeed_preset(value):
+    """`deepspeed: deepspeed_configs/zero3_bf16.json` (Axolotl's shipped files, by name) when no such
+    file exists: axo's preset of the same meaning (bf16 follows the run's precision in every preset)."""
+    from pathlib import Path
+
+    if isinstance(value, str) and not Path(value).is_file():
+        return AXOLOTL_DEEPSPEED.get(Path(value).stem)
+    return None
+
+
+def _sharding(value) -> dict:
+    strategy = str(value).upper().split(".")[-1]
+    if strategy in ("FULL_SHARD", "1", "HYBRID_SHARD"):
+        return {"reshard_after_forward": True}
+    if strategy in ("SHARD_GRAD_OP", "2", "_HYBRID_SHARD_ZERO2"):
+        return {"reshard_after_forward": False}
+    return {"__refused__": f"sharding strategy {value!r} has no FSDP2 equivalent (NO_SHARD: train DDP instead)"}
+
+
+def markdown() -> str:
+    """The README's compatibility table: every Axolotl key by class, keys with the same note in one row."""
+    from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, axolotl_keys
+    from axo.config.root import KEY_AREA
+
+    keys = axolotl_keys()
+    implemented = sorted(k for k in keys["top"] | keys["plugin"] if k in KEY_AREA)
+    aliases = {**{k: f"axo's `{v}`" for k, v in ALIASES.items()},
+               **{k: f"`attn_implementation: {v}` when true" for k, v in ATTENTION_FLAGS.items()}}
+    lines = [f"**Implemented** ({len(implemented)} top-level keys, and the keys of `datasets:`, `trl:`, `fsdp_config:`, "
+             "`qat:`, `quantization:`, `special_tokens:` that axo's config has): "
+             + ", ".join(f"`{k}`" for k in implemented) + ".", ""]
+    titles = {"mapped": "Mapped (logged once at load: what the key asked for and what axo does)",
+              "speed": "Speed or memory only, not available here (one warning; what is learned never changes)",
+              "refused": "Refused (an error: its absence would change what is learned or where data goes)"}
+    for cls, title in titles.items():
+        by_note: dict[str, list[str]] = {}
+        if cls == "mapped":
+            for key, note in aliases.items():
+                by_note.setdefault(note, []).append(key)
+        for key, rule in TABLE.items():
+            if rule.cls == cls:
+                by_note.setdefault(rule.note, []).append(key)
+        for value_key, choices in (VALUES if cls == "mapped" else {}).items():
+            for value, (new, note) in choices.items():
+                by_note.setdefault(f"{note} (`{new}`)", []).append(f"{value_key}: {value}")
+        for value_key, refused in (REFUSED_VALUES if cls == "refused" else {}).items():
+            for value, note in refused.items():
+                by_note.setdefault(note, []).append(f"{value_key}: {value}")
+        count = sum(len(v) for v in by_note.values())
+        lines += [f"**{title}**, {count} keys or values:", "", "| keys | " + (
+            "what axo does" if cls == "mapped" else "what would enable it" if cls == "speed" else "why, and the nearest option")
+            + " |", "|---|---|"]
+        lines += [f"| {', '.join(f'`{k}`' for k in sorted(ks))} | {note} |" for note, ks in by_note.items()]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # python -m axo.config.compat > table.md
+    print(markdown(), end="")

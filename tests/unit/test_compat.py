@@ -1,0 +1,155 @@
+"""Axolotl's keys (config/compat.py): every one has exactly one class, mapped keys become what they
+mean, speed-only keys are skipped with a warning, refused ones say why, and the implemented ones
+reach the library objects they configure."""
+
+import logging
+
+import pytest
+
+from axo.config import validate
+from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, MESSAGE_FIELD_ALIASES, axolotl_keys
+from axo.config.compat import TABLE
+from axo.config.data import DatasetConfig
+from axo.config.loader import _nested_models
+from axo.config.root import KEY_AREA
+from axo.errors import ConfigError
+from axo.train.args import to_tracker_env, to_training_args
+
+BASE = {"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "alpaca"}]}
+
+
+def problems(**keys) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        validate({**BASE, **keys})
+    return err.value.problems
+
+
+def unclassified() -> list[str]:
+    keys = axolotl_keys()
+    nested = _nested_models()
+    left = [k for k in keys["top"] | keys["plugin"] if k not in KEY_AREA and k not in ALIASES
+            and k not in ATTENTION_FLAGS and k not in TABLE]
+    left += [f"datasets.{k}" for k in keys["dataset"] if k not in DatasetConfig.model_fields
+             and k not in MESSAGE_FIELD_ALIASES and f"datasets.{k}" not in TABLE]
+    for block, block_keys in keys.items():
+        if block in ("top", "dataset", "plugin") or block in TABLE or block == "special_tokens":
+            continue  # a whole block refused or skipped covers its keys; special_tokens are a model's fields
+        fields = set(nested[block].model_fields) if block in nested else set()
+        left += [f"{block}.{k}" for k in block_keys if k not in fields and f"{block}.{k}" not in TABLE]
+    return sorted(left)
+
+
+def test_every_axolotl_key_has_a_class():
+    assert unclassified() == []
+
+
+def test_mapped_keys_become_what_they_mean(caplog):
+    caplog.set_level(logging.INFO, logger="axo")
+    cfg = validate({**BASE, "dataset_num_proc": 4, "evaluation_strategy": "no", "noisy_embedding_alpha": 5,
+                    "xformers_attention": True, "include_tkps": True, "rope_scaling": {"type": "linear", "factor": 2},
+                    "tokens": {"pad_token": "<pad>"}, "optimizer": "ao_adamw_8bit",
+                    "fsdp_version": 2, "fsdp_config": {"fsdp_sharding_strategy": "SHARD_GRAD_OP"}})
+    assert cfg.data.dataset_processes == 4 and cfg.train.eval_strategy == "no"
+    assert cfg.train.neftune_noise_alpha == 5 and cfg.model.attn_implementation == "sdpa"
+    assert cfg.train.include_tokens_per_second and cfg.train.optimizer == "adamw_torch_8bit"
+    assert cfg.model.overrides_of_model_config == {"rope_scaling": {"type": "linear", "factor": 2}}
+    assert cfg.model.special_tokens.pad_token == "<pad>"
+    assert cfg.parallel.fsdp_options.reshard_after_forward is False
+    assert "`dataset_num_proc` (Axolotl): axo's `dataset_processes`" in caplog.text  # said once, at load
+
+
+def test_axolotl_deepspeed_files_are_axo_presets():
+    assert validate({**BASE, "deepspeed": "deepspeed_configs/zero3_bf16.json"}).parallel.deepspeed == "zero3"
+    offload = validate({**BASE, "deepspeed": "axolotl/deepspeed_configs/zero3_bf16_cpuoffload_params.json"})
+    assert offload.parallel.deepspeed == "zero3_offload_params"
+
+
+def test_speed_only_keys_are_skipped_with_one_warning(caplog):
+    cfg = validate({**BASE, "liger_rms_norm": True, "lora_mlp_kernel": True, "plugins":
+                    ["axolotl.integrations.liger.LigerPlugin", "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"],
+                    "cut_cross_entropy": True})
+    assert cfg.model.base_model == "m"
+    assert "`liger_rms_norm` is skipped: Liger's fused kernels" in caplog.text
+    assert "`cut_cross_entropy` is skipped" in caplog.text and "What is learned does not change" in caplog.text
+
+
+def test_refused_keys_and_values_say_why():
+    msgs = problems(rl="ebft", optimizer="muon", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
+                    datasets=[{"path": "d.jsonl", "type": "alpaca:chat"}])
+    joined = "\n".join(msgs)
+    assert "`rl: ebft`: a training method axo does not have" in joined
+    assert "`optimizer: muon`: Axolotl's `muon` optimizer is not in axo yet" in joined
+    assert "`relora`: a training method axo does not have" in joined
+    assert "KDPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
+    assert "`alpaca:chat`: an older prompt format axo does not write" in joined
+
+
+def test_an_unknown_key_is_still_a_typo():
+    [msg] = problems(save_per_epoch=2)
+    assert "did you mean `saves_per_epoch`?" in msg
+
+
+def test_checkpoint_and_eval_schedules(make_config):
+    cfg = make_config(saves_per_epoch=4, evals_per_epoch=2, val_set_size=0.1, num_epochs=2, max_steps=None)
+    args = to_training_args(cfg, "fp32", has_eval=True)
+    assert (args.save_strategy, args.save_steps) == ("steps", 1 / 8)  # Axolotl's 1 / (per epoch x epochs)
+    assert (args.eval_strategy, args.eval_steps) == ("steps", 1 / 4)
+    args = to_training_args(make_config(save_strategy="no", evals_per_epoch=0), "fp32", has_eval=False)
+    assert args.save_strategy == "no" and args.eval_strategy == "no"
+    best = make_config(save_strategy="best", metric_for_best_model="eval_loss", val_set_size=0.1, save_steps=5)
+    args = to_training_args(best, "fp32", has_eval=True)
+    assert (args.save_strategy, args.save_steps, args.metric_for_best_model) == ("best", 5, "eval_loss")
+    stop = make_config(early_stopping_patience=2, val_set_size=0.1)
+    assert to_training_args(stop, "fp32", has_eval=True).metric_for_best_model == "eval_loss"
+
+
+def test_training_keys_reach_training_arguments(make_config):
+    cfg = make_config(batch_size=32, micro_batch_size=8, warmup_steps=0.1, cosine_min_lr_ratio=0.1,
+                      group_by_length=True, save_only_model=True, gradient_checkpointing_kwargs={"use_reentrant": False},
+                      torch_compile=True, torch_compile_backend="inductor", dataloader_num_workers=0,
+                      dataloader_pin_memory=False, optim_args={"a": 1}, include_tokens_per_second=True)
+    args = to_training_args(cfg, "fp32", has_eval=False)
+    assert args.gradient_accumulation_steps == 4 and args.warmup_steps == 0.1
+    assert args.lr_scheduler_type == "cosine_with_min_lr" and args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
+    assert args.train_sampling_strategy == "group_by_length" and args.save_only_model
+    assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.torch_compile and args.torch_compile_backend == "inductor"
+    assert args.dataloader_num_workers == 0 and not args.dataloader_pin_memory and args.optim_args == "a=1"
+    assert args.include_num_input_tokens_seen == "non_padding"
+    assert "batch_size" in problems(batch_size=30, micro_batch_size=8)[0]
+    assert "`group_by_length`" in problems(group_by_length=True, sample_packing=True)[0]
+
+
+def test_tracker_keys(make_config, tmp_path):
+    lg = make_config(wandb_project="p", wandb_watch="gradients", wandb_log_model="end", wandb_run_id="r1",
+                     hf_mlflow_log_artifacts=True).logging
+    env = to_tracker_env(lg, str(tmp_path), environ={})
+    assert (env["WANDB_WATCH"], env["WANDB_LOG_MODEL"], env["WANDB_RUN_ID"]) == ("gradients", "end", "r1")
+    assert env["HF_MLFLOW_LOG_ARTIFACTS"] == "true"
+
+
+def test_adapter_keys_reach_peft(make_config):
+    from axo.model.adapters import to_lora_config
+
+    cfg = make_config(adapter="lora", lora_target_modules=["q_proj"], lora_fan_in_fan_out=True,
+                      lora_alpha_pattern={"q_proj": 4}, lora_rank_pattern={"q_proj": 2},
+                      lora_target_parameters=["mlp.experts.gate_up_proj"], peft_init_lora_weights="gaussian",
+                      peft_trainable_token_indices=[5])
+    lora = to_lora_config(cfg.lora, "causal_lm", new_token_ids=[7])
+    assert lora.fan_in_fan_out and lora.alpha_pattern == {"q_proj": 4} and lora.rank_pattern == {"q_proj": 2}
+    assert lora.target_parameters == ["mlp.experts.gate_up_proj"] and lora.init_lora_weights == "gaussian"
+    assert lora.trainable_token_indices == [5, 7]
+
+
+def test_a_slow_tokenizer_is_refused():
+    assert "fast (Rust) tokenizer" in problems(tokenizer_use_fast=False)[0]
+
+
+def test_the_readme_shows_the_table():
+    from pathlib import Path
+
+    from axo.config.compat import markdown
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = readme.split("<!-- compat:start -->\n")[1].split("<!-- compat:end -->")[0]
+    assert shown == markdown(), "regenerate it: python -m axo.config.compat"
