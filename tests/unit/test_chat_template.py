@@ -160,9 +160,21 @@ def test_tokenizer_default_template(chat):
     assert trained_runs(tok, row) == ["1 2 3<|eot_id|>"]
 
 
-def test_sharegpt_type_points_to_chat_template(tmp_path):
+def test_old_sharegpt_entries_read_as_chat_template(chat, make_config):
+    """Axolotl's old `type: sharegpt` (gone since 0.5) becomes the chat_template entry that trains the
+    same tokens: the gpt turns and their end of turn."""
+    _, tokenizer = chat
+    old = make_config(datasets=[{"path": "x", "type": "sharegpt", "conversation": "chatml"}], sequence_len=512)
+    new = make_config(datasets=[{"path": "x", "type": "chat_template", "field_messages": "conversations",
+                                 "message_property_mappings": {"role": "from", "content": "value"},
+                                 "chat_template": "chatml"}], sequence_len=512)
+    assert old.data.datasets[0].type == "chat_template" and old.data.datasets[0].chat_template == "chatml"
+    row = {"conversations": [{"from": "human", "value": "3 1 2"}, {"from": "gpt", "value": "1 2 3"}]}
+    [a], [b] = tokenize(old, tokenizer, [row]), tokenize(new, tokenizer, [row])
+    assert a["input_ids"] == b["input_ids"] and a["labels"] == b["labels"]
+    assert trained_runs(tokenizer, a) == ["1 2 3<|im_end|>"]
     with pytest.raises(ConfigError, match="type 'sharegpt' is replaced by chat_template"):
-        validate({"base_model": "m", "datasets": [{"path": "x", "type": "sharegpt"}]})
+        validate({"base_model": "m", "datasets": [{"path": "x", "type": "sharegpt", "conversation": "vicuna_v1.1"}]})
 
 
 def test_chat_keys_on_other_types_are_errors():

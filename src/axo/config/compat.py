@@ -209,13 +209,11 @@ TABLE: dict[str, Rule] = {
              "generation_interval", "generation_steps", "generation_max_length"),
     **_group("refused", "publishing to the hub is not in axo yet: nothing would be pushed", "hub_model_id",
              "hub_strategy", "hub_revision", "push_dataset_to_hub"),
-    **_group("refused", "this tracker is not in axo yet (your metrics would go nowhere); use TensorBoard, MLflow "
-             "or W&B", "use_comet", "comet_api_key", "comet_workspace", "comet_project_name", "comet_experiment_key",
-             "comet_mode", "comet_online", "comet_experiment_config", "use_trackio", "trackio_project_name",
-             "trackio_run_name", "trackio_space_id", "use_swanlab", "swanlab_project", "swanlab_experiment_name",
-             "swanlab_description", "swanlab_mode", "swanlab_workspace", "swanlab_api_key", "swanlab_log_model",
-             "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url", "swanlab_lark_secret",
-             "swanlab_log_completions", "swanlab_completion_log_interval", "swanlab_completion_max_buffer"),
+    **_group("refused", "this tracker option is not passed by axo yet (what you asked to be logged would be "
+             "missing); the tracker itself works (use_swanlab, use_comet)", "comet_experiment_config",
+             "swanlab_description", "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url",
+             "swanlab_lark_secret", "swanlab_log_completions", "swanlab_completion_log_interval",
+             "swanlab_completion_max_buffer"),
     **_group("refused", "Tinker/hatchery remote training is not in axo", "backend", "base_url", "api_key",
              "project_id", "lora_rank", "train_attn", "train_mlp", "train_unembed", "loss_fn", "loss_fn_config",
              "pipeline", "max_sample_tokens", "sample_temperature", "num_samples", "save_name_prefix",
@@ -284,6 +282,32 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
                                    "alpaca_chat.load_qa", "alpaca_chat.load_concise", "alpaca_chat.load_camel_ai",
                                    "alpaca_w_system.load_open_orca", "creative_acr", "llama2_chat")},
 }
+
+
+# FastChat conversation templates named by old `type: sharegpt` entries -> axo's built-in templates.
+SHAREGPT_CONVERSATIONS = {"chatml": "chatml", "llama-3": "llama3", "llama3": "llama3"}
+
+
+def sharegpt_entry(entry: dict) -> tuple[dict, str] | None:
+    """An old `type: sharegpt` entry as the `type: chat_template` entry that reads the same rows the
+    same way (turns of `from`/`value`, human -> user, gpt -> assistant, only gpt turns trained), and
+    the modern spelling to show; None when the entry is not sharegpt, or names a conversation
+    template axo does not have (then the type's own error stands)."""
+    kind = entry.get("type")
+    if not (isinstance(kind, str) and kind.split(":")[0].split(".")[0] == "sharegpt"):
+        return None
+    conversation = entry.get("conversation")
+    if conversation and conversation not in SHAREGPT_CONVERSATIONS:
+        return None
+    new = {k: v for k, v in entry.items() if k not in ("type", "conversation", "field_human", "field_model")}
+    new.update(type="chat_template", field_messages=entry.get("field_messages") or "conversations",
+               message_property_mappings=entry.get("message_property_mappings") or {"role": "from", "content": "value"})
+    roles = {"user": [entry.get("field_human") or "human"], "assistant": [entry.get("field_model") or "gpt"]}
+    new["roles"] = {**roles, **(entry.get("roles") or {})}
+    if conversation:
+        new["chat_template"] = SHAREGPT_CONVERSATIONS[conversation]
+    shown = ", ".join(f"{k}: {v}" for k, v in new.items() if k != "path")
+    return new, shown
 
 
 def deepspeed_preset(value):

@@ -142,12 +142,26 @@ def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:
             out[block] = _apply_rules(out[block], (block,), f"{block}.", fields, where, problems)
     for list_key in DATASET_LISTS:
         if isinstance(out.get(list_key), list):
-            out[list_key] = [_apply_rules(e, (list_key, i), "datasets.", DatasetConfig.model_fields, where, problems)
+            out[list_key] = [_apply_rules(_modern_entry(e, (list_key, i), where), (list_key, i), "datasets.",
+                                          DatasetConfig.model_fields, where, problems)
                              if isinstance(e, dict) else e for i, e in enumerate(out[list_key])]
 
     if out.get("plugins"):
         problems += _check_plugins(out.pop("plugins"), where)
     return out
+
+
+def _modern_entry(entry: dict, path: tuple, where: Where) -> dict:
+    """An old dataset type whose conversion is exact, converted; the modern spelling shown once."""
+    from axo.config.compat import sharegpt_entry
+
+    converted = sharegpt_entry(entry)
+    if converted is None:
+        return entry
+    new, shown = converted
+    log.info("`%s.type: %s`%s (old Axolotl) reads as {%s}", dotted(path), entry["type"], _at(path + ("type",), where),
+             shown)
+    return new
 
 
 def _apply_values(out: dict, where: Where, problems: list[str]) -> None:

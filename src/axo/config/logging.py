@@ -26,6 +26,24 @@ class LoggingConfig(Area):
     wandb_log_model: Literal["checkpoint", "end", "false"] | bool | None = Field(
         None, description="W&B: upload checkpoints or the final model as artifacts.")
     hf_mlflow_log_artifacts: bool | None = Field(None, description="MLflow: upload checkpoints as artifacts.")
+    use_swanlab: bool = Field(False, description="Log to SwanLab (`pip install swanlab`).")
+    swanlab_project: str | None = Field(None, description="SwanLab project; setting it turns SwanLab on.")
+    swanlab_experiment_name: str | None = Field(None, description="SwanLab experiment (run) name.")
+    swanlab_mode: Literal["cloud", "local", "offline", "disabled"] | None = Field(None, description="SwanLab mode.")
+    swanlab_workspace: str | None = Field(None, description="SwanLab workspace.")
+    swanlab_api_key: str | None = Field(None, description="SwanLab API key (else the environment's).")
+    swanlab_log_model: bool | str | None = Field(None, description="SwanLab: upload the model.")
+    use_comet: bool = Field(False, description="Log to Comet (`pip install comet_ml`).")
+    comet_api_key: str | None = Field(None, description="Comet API key (else the environment's).")
+    comet_workspace: str | None = Field(None, description="Comet workspace.")
+    comet_project_name: str | None = Field(None, description="Comet project.")
+    comet_experiment_key: str | None = Field(None, description="Comet experiment to continue.")
+    comet_mode: Literal["get_or_create", "create", "get"] | None = Field(None, description="Comet experiment mode.")
+    comet_online: bool | None = Field(None, description="Comet: false logs offline.")
+    use_trackio: bool = Field(False, description="Log to Trackio (`pip install trackio`).")
+    trackio_project_name: str | None = Field(None, description="Trackio project; setting it turns Trackio on.")
+    trackio_run_name: str | None = Field(None, description="Trackio run name.")
+    trackio_space_id: str | None = Field(None, description="Trackio: the Hugging Face Space to log to.")
 
     @property
     def report_to(self) -> list[str]:
@@ -36,4 +54,14 @@ class LoggingConfig(Area):
             targets.append("mlflow")
         if (self.use_wandb or self.wandb_project) and self.wandb_mode != "disabled":
             targets.append("wandb")
+        if (self.use_swanlab or self.swanlab_project) and self.swanlab_mode != "disabled":
+            targets.append("swanlab")
+        if self.use_comet:
+            targets.append("comet_ml")
+        if self.use_trackio or self.trackio_project_name:
+            targets.append("trackio")
         return targets
+
+    @property
+    def run_name(self) -> str | None:
+        return (self.wandb_name or self.mlflow_run_name or self.swanlab_experiment_name or self.trackio_run_name)

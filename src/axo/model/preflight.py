@@ -97,10 +97,19 @@ OPTIMIZER_NEEDS = {"schedule_free": ("schedulefree", "schedulefree"), "galore": 
                    "adamw_anyprecision": ("torchdistx", "torchdistx")}
 
 
+TRACKERS = {"mlflow": "mlflow", "wandb": "wandb", "tensorboard": "tensorboard", "swanlab": "swanlab",
+            "comet_ml": "comet_ml", "trackio": "trackio"}  # report_to name -> module (= pip package)
+
+
 def check_backends(cfg: Config) -> None:
     import torch
 
     cuda = torch.cuda.is_available()
+    for tracker in cfg.logging.report_to:
+        if importlib.util.find_spec(TRACKERS[tracker]) is None:
+            raise AxoError(f"the config logs to {tracker} (`use_{tracker.split('_')[0]}` / its project key), but "
+                           f"`{TRACKERS[tracker]}` is not installed, so the metrics would go nowhere. Fix: "
+                           f"`pip install {TRACKERS[tracker]}`, or remove the tracker's keys.")
     for prefix, (module, package) in OPTIMIZER_NEEDS.items():
         if cfg.train.optimizer.startswith(prefix) and importlib.util.find_spec(module) is None:
             raise AxoError(f"`optimizer: {cfg.train.optimizer}` needs `pip install {package}`, which is not "

@@ -34,6 +34,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
             "dataloader_num_workers": t.dataloader_num_workers, "dataloader_drop_last": t.dataloader_drop_last,
             "dataloader_prefetch_factor": t.dataloader_prefetch_factor, "torch_empty_cache_steps": t.torch_empty_cache_steps,
             "accelerator_config": t.accelerator_config, "lr_scheduler_kwargs": scheduler_kwargs,
+            "project": cfg.logging.trackio_project_name, "trackio_space_id": cfg.logging.trackio_space_id,
         }.items() if v is not None
     }
     return dict(
@@ -63,7 +64,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         eval_strategy=eval_strategy,
         load_best_model_at_end=t.load_best_model_at_end,
         report_to=cfg.logging.report_to or "none",
-        run_name=cfg.logging.wandb_name or cfg.logging.mlflow_run_name,
+        run_name=cfg.logging.run_name,
         dataloader_pin_memory=torch.cuda.is_available() if t.dataloader_pin_memory is None else t.dataloader_pin_memory,
         # without it transformers does not set up torch.distributed on an accelerator-less machine,
         # and `torchrun --nproc-per-node 2` would train two unrelated copies
@@ -142,6 +143,11 @@ def to_tracker_env(lg: LoggingConfig, output_dir: str, environ: dict) -> dict[st
         "WANDB_WATCH": _env_flag(lg.wandb_watch),
         "WANDB_LOG_MODEL": _env_flag(lg.wandb_log_model),
         "HF_MLFLOW_LOG_ARTIFACTS": _env_flag(lg.hf_mlflow_log_artifacts),
+        "SWANLAB_PROJECT": lg.swanlab_project, "SWANLAB_MODE": lg.swanlab_mode, "SWANLAB_WORKSPACE": lg.swanlab_workspace,
+        "SWANLAB_API_KEY": lg.swanlab_api_key, "SWANLAB_LOG_MODEL": _env_flag(lg.swanlab_log_model),
+        "COMET_API_KEY": lg.comet_api_key, "COMET_WORKSPACE": lg.comet_workspace,
+        "COMET_PROJECT_NAME": lg.comet_project_name, "COMET_EXPERIMENT_KEY": lg.comet_experiment_key,
+        "COMET_MODE": lg.comet_mode, "COMET_START_ONLINE": _env_flag(lg.comet_online),
     }
     return {k: v for k, v in env.items() if v is not None}
 
