@@ -3,6 +3,7 @@
 and the training keys axo implemented for them have their effect."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -178,3 +179,17 @@ def test_early_stopping_stops_when_the_metric_does_not_improve(make_config):
     train(cfg)
     steps = [e["step"] for e in read_log_history(cfg.train.output_dir) if "eval_loss" in e]
     assert steps == [1, 2, 3]
+
+
+@pytest.mark.parametrize("keys,expected", [
+    ({"cosine_min_lr_ratio": 0.1, "cosine_constant_lr_ratio": 0.5},
+     lambda step: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, 4) / 4))),  # 8 steps: decay over 4, hold
+    ({"lr_quadratic_warmup": True, "warmup_steps": 4},
+     lambda step: (step / 4) ** 2 if step < 4 else 0.5 * (1 + math.cos(math.pi * (step - 4) / 4))),
+], ids=["cosine-then-constant", "quadratic-warmup"])
+def test_axolotl_schedules_set_the_learning_rate_each_step(make_config, keys, expected):
+    cfg = make_config(max_steps=8, learning_rate=1e-3, **keys)
+    train(cfg)
+    logged = {e["step"]: e["learning_rate"] for e in read_log_history(cfg.train.output_dir) if "learning_rate" in e}
+    # the learning rate logged at step s is the one step s trained with: the factor at s - 1
+    assert logged == pytest.approx({s: 1e-3 * expected(s - 1) for s in logged}, rel=1e-6)

@@ -154,7 +154,7 @@ TABLE: dict[str, Rule] = {
              "`unfrozen_parameters` freezes layers by name", "spectrum_top_fraction", "spectrum_model_name"),
     **_group("refused", "a learning-rate schedule axo does not have: it would train with another schedule. "
              "Nearest: `lr_scheduler` (cosine, cosine_with_min_lr, warmup_stable_decay...)",
-             "cosine_constant_lr_ratio", "lr_quadratic_warmup", "jagged_restart_steps", "jagged_restart_warmup_steps",
+             "jagged_restart_steps", "jagged_restart_warmup_steps",
              "jagged_restart_anneal_steps", "lr_div_factor", "lr_groups", "embedding_lr", "embedding_lr_scale"),
     **_group("refused", "an optimizer axo does not have (it would train with another). Nearest: `optimizer` "
              "adamw_torch, adamw_8bit, muon...", "dion_lr", "dion_momentum", "dion_rank_fraction",

@@ -77,6 +77,10 @@ class TrainingConfig(Area):
     group_by_length: bool = Field(False, description="Batch rows of similar length together (less padding).")
     cosine_min_lr_ratio: float | None = Field(
         None, ge=0, le=1, description="Cosine schedule down to this fraction of the peak learning rate.")
+    cosine_constant_lr_ratio: float | None = Field(
+        None, gt=0, le=1, description="Cosine decay to cosine_min_lr_ratio over this share of the steps, then "
+        "constant at that floor.")
+    lr_quadratic_warmup: bool = Field(False, description="Warmup rises quadratically instead of linearly (cosine).")
     lr_scheduler_kwargs: dict | None = Field(None, description="Extra arguments of the learning-rate schedule.")
     optim_args: str | dict | None = Field(None, description="Extra optimizer arguments (transformers' optim_args).")
     optim_target_modules: str | list[str] | None = Field(
@@ -128,8 +132,13 @@ class TrainingConfig(Area):
             yield ("save_strategy",), "`best` needs `metric_for_best_model` (e.g. eval_loss)"
         if self.loss_watchdog_patience and self.loss_watchdog_threshold is None:
             yield ("loss_watchdog_patience",), "needs `loss_watchdog_threshold`"
-        if self.cosine_min_lr_ratio is not None and self.lr_scheduler not in ("cosine", "cosine_with_min_lr"):
-            yield ("cosine_min_lr_ratio",), f"shapes a cosine schedule; `lr_scheduler` is {self.lr_scheduler}"
+        for key in ("cosine_min_lr_ratio", "cosine_constant_lr_ratio", "lr_quadratic_warmup"):
+            if getattr(self, key) not in (None, False) and self.lr_scheduler not in ("cosine", "cosine_with_min_lr"):
+                yield (key,), f"shapes a cosine schedule; `lr_scheduler` is {self.lr_scheduler}"
+        if self.cosine_constant_lr_ratio is not None and self.cosine_min_lr_ratio is None:
+            yield ("cosine_constant_lr_ratio",), "needs `cosine_min_lr_ratio`, the floor it holds after the decay"
+        if self.cosine_constant_lr_ratio is not None and self.lr_quadratic_warmup:
+            yield ("lr_quadratic_warmup",), "and `cosine_constant_lr_ratio` are two schedules; keep one"
 
     @property
     def best_metric(self) -> str | None:

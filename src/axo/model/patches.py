@@ -6,10 +6,13 @@ Other speed-ups are the libraries' own and are only switched on through Training
 (train/args.py): NEFTune (`neftune_noise_alpha`), Liger kernels (`use_liger_kernel`),
 gradient checkpointing (`gradient_checkpointing`).
 
-One change is made to a Trainer rather than a model: `parallel/engines.py: shard_on_cpu` marks the
-run's accelerate state as FSDP when FSDP is asked for on CPU processes, where accelerate would
-silently train plain DDP (applied by train/setup.py: prepare_trainer; tests/distributed shows
-every parameter sharded and the result equal to DDP). QAT's module swap (model/qat.py) is a
+Changes made to a Trainer rather than a model, both applied by train/setup.py: prepare_trainer:
+- `train/schedules.py: install_schedule` replaces the instance's `create_scheduler` when
+  `cosine_constant_lr_ratio` or `lr_quadratic_warmup` asks for a schedule transformers does not have
+  (tests/e2e/test_axolotl_configs.py checks the learning rate step by step);
+- `parallel/engines.py: shard_on_cpu` marks the run's accelerate state as FSDP when FSDP is asked
+  for on CPU processes, where accelerate would silently train plain DDP (tests/distributed shows
+  every parameter sharded and the result equal to DDP). QAT's module swap (model/qat.py) is a
 training method, not a patch: it is undone before saving."""
 
 import functools

@@ -40,7 +40,10 @@ def prepare_trainer(trainer, cfg: Config) -> None:
     from axo.parallel.engines import shard_on_cpu
     from axo.train.callbacks import attach_callbacks
 
+    from axo.train.schedules import install_schedule
+
     attach_callbacks(trainer, cfg)
+    install_schedule(trainer, cfg.train)
     if cfg.parallel.use_fsdp:
         shard_on_cpu(trainer)
         if not trainer.is_fsdp_enabled and trainer.args.world_size > 1:
