@@ -169,3 +169,16 @@ def test_swanlab_comet_and_trackio_keys(make_config, tmp_path):
     assert (args.project, args.trackio_space_id, args.run_name) == ("t", "me/s", "run-1")
     with pytest.raises(Exception, match="`pip install swanlab`"):  # not installed here: the metrics would be lost
         check_backends(cfg)
+
+
+def test_hub_pushes_are_checked_before_training(make_config, monkeypatch):
+    from axo.errors import AxoError
+    from axo.model.preflight import check_backends
+
+    cfg = make_config(hub_model_id="me/model", hub_strategy="every_save", push_dataset_to_hub="me/data")
+    args = to_training_args(cfg, "fp32", has_eval=False)
+    assert args.push_to_hub and (args.hub_model_id, args.hub_strategy) == ("me/model", "every_save")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as in every test: pushing cannot work, and axo says so first
+    with pytest.raises(AxoError, match="`hub_model_id: me/model` and `push_dataset_to_hub: me/data` pushes to the "
+                                       "Hugging Face hub, but HF_HUB_OFFLINE is set"):
+        check_backends(cfg)

@@ -207,8 +207,6 @@ TABLE: dict[str, Rule] = {
              "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
              "generation_top_k", "generation_top_p", "generation_do_sample", "generation_prompt_ratio",
              "generation_interval", "generation_steps", "generation_max_length"),
-    **_group("refused", "publishing to the hub is not in axo yet: nothing would be pushed", "hub_model_id",
-             "hub_strategy", "hub_revision", "push_dataset_to_hub"),
     **_group("refused", "this tracker option is not passed by axo yet (what you asked to be logged would be "
              "missing); the tracker itself works (use_swanlab, use_comet)", "comet_experiment_config",
              "swanlab_description", "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url",

@@ -240,6 +240,8 @@ class DataConfig(Area):
     skip_bad_rows: bool = Field(
         False, description="Skip (and count) rows with missing or malformed fields instead of stopping."
     )
+    push_dataset_to_hub: str | None = Field(
+        None, description="Also push the prepared data to this hub dataset repo (org/name).")
     dataset_prepared_path: str | None = Field(
         None, description="Folder for the tokenized-dataset cache (default: output_dir/prepared)."
     )

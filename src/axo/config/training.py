@@ -98,6 +98,10 @@ class TrainingConfig(Area):
     torch_empty_cache_steps: int | None = Field(None, gt=0, description="Empty the accelerator cache every N steps.")
     accelerator_config: dict | None = Field(None, description="accelerate's options (transformers' accelerator_config).")
     include_tokens_per_second: bool = Field(False, description="Log the tokens seen (without padding) and tokens/s.")
+    hub_model_id: str | None = Field(None, description="Push the trained model to this hub repo (org/name).")
+    hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] | None = Field(
+        None, description="What is pushed when: end (default), every_save, checkpoint, all_checkpoints.")
+    hub_revision: str | None = Field(None, description="Hub branch to push to.")
     gradient_checkpointing: bool | Literal["offload"] = Field(
         False, description="Recompute activations to save memory; `offload` also keeps the saved ones in CPU memory."
     )

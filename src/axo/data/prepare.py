@@ -92,6 +92,11 @@ def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool) -> t
     for name, split in splits.items():
         if len(split) == 0:
             raise AxoError(f"the {name} split is empty after filtering and deduplication.")
+    if cfg.data.push_dataset_to_hub:
+        import datasets
+
+        datasets.DatasetDict(splits).push_to_hub(cfg.data.push_dataset_to_hub, private=True)
+        log.info("Pushed the prepared data to the hub dataset %s (private)", cfg.data.push_dataset_to_hub)
     return splits, stats
 
 

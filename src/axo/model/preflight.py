@@ -115,12 +115,30 @@ def check_backends(cfg: Config) -> None:
             raise AxoError(f"`optimizer: {cfg.train.optimizer}` needs `pip install {package}`, which is not "
                            "installed; another optimizer would learn differently. Fix: install it, or pick "
                            "adamw_torch.")
+    hub = [f"`{k}: {v}`" for k, v in (("hub_model_id", cfg.train.hub_model_id),
+                                      ("push_dataset_to_hub", cfg.data.push_dataset_to_hub)) if v]
+    if hub:
+        check_hub_push(" and ".join(hub))
     int4 = (cfg.quant.model_quantization_config_kwargs or {}).get("weight_dtype") == "int4"
     if cfg.quant.model_quantization_config and int4 and not cuda:
         raise AxoError("`model_quantization_config_kwargs: {weight_dtype: int4}` needs a CUDA GPU. "
                        "Fix: use weight_dtype: int8 on this machine.")
     if cfg.quant.bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
         raise AxoError("`load_in_4bit` / `load_in_8bit` need `pip install bitsandbytes`.")
+
+
+def check_hub_push(what: str) -> None:
+    """Pushing needs the hub and a token: say so before hours of training, not after them."""
+    import os
+
+    from huggingface_hub import get_token
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise AxoError(f"{what} pushes to the Hugging Face hub, but HF_HUB_OFFLINE is set. Fix: unset it, or "
+                       "remove the key and push later with `huggingface-cli upload`.")
+    if get_token() is None:
+        raise AxoError(f"{what} pushes to the Hugging Face hub, and no token is set. Fix: `huggingface-cli login` "
+                       "or HF_TOKEN, or remove the key.")
 
 
 def torch_dtype(precision: Precision):

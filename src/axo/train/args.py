@@ -34,6 +34,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
             "dataloader_num_workers": t.dataloader_num_workers, "dataloader_drop_last": t.dataloader_drop_last,
             "dataloader_prefetch_factor": t.dataloader_prefetch_factor, "torch_empty_cache_steps": t.torch_empty_cache_steps,
             "accelerator_config": t.accelerator_config, "lr_scheduler_kwargs": scheduler_kwargs,
+            "hub_model_id": t.hub_model_id, "hub_strategy": t.hub_strategy, "hub_revision": t.hub_revision,
             "project": cfg.logging.trackio_project_name, "trackio_space_id": cfg.logging.trackio_space_id,
         }.items() if v is not None
     }
@@ -80,6 +81,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         auto_find_batch_size=t.auto_find_batch_size,
         torch_compile=t.torch_compile,
         include_num_input_tokens_seen="non_padding" if t.include_tokens_per_second else "no",
+        push_to_hub=bool(t.hub_model_id),
         **to_parallel_kwargs(cfg.parallel),
         **optional,
     )
