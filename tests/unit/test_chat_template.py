@@ -180,3 +180,28 @@ def test_old_sharegpt_entries_read_as_chat_template(chat, make_config):
 def test_chat_keys_on_other_types_are_errors():
     with pytest.raises(ConfigError, match=r"`datasets\[0\].roles_to_train`: only applies to `type: chat_template`"):
         validate({"base_model": "m", "datasets": [{"path": "x", "type": "alpaca", "roles_to_train": ["user"]}]})
+
+
+THINKING = ("{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}"
+            "{%- if m.reasoning_content %}{{- '<think>' + m.reasoning_content + '</think>' }}{%- endif %}"
+            "{{- m.content + '<|im_end|>\\n' }}{%- endfor %}"
+            "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
+
+def test_reasoning_traces_reach_the_template_and_train_with_the_answer(chat):
+    build, tok = chat
+    cfg = build(top={"chat_template": "jinja", "chat_template_jinja": THINKING}, field_thinking="thinking")
+    row = run(cfg, tok, {"messages": [{"role": "user", "content": "3 1 2"},
+                                      {"role": "assistant", "content": "1 2 3", "thinking": "sort them"}]})
+    assert trained_runs(tok, row) == ["<think>sort them</think>1 2 3<|im_end|>"]
+
+
+def test_a_model_family_template_is_the_tokenizers_own_when_it_is_of_that_family(make_config):
+    from axo.data.chat import setup_chat
+
+    cfg = make_config(chat_template="qwen3", datasets=[{"path": "x", "type": "chat_template"}])
+    tokenizer = load_tokenizer(cfg)
+    tokenizer.chat_template = THINKING  # a ChatML-style template, as Qwen3's is
+    assert setup_chat(cfg, tokenizer).datasets[0].template == THINKING
+    with pytest.raises(AxoError, match="`chat_template: gemma3`: this tokenizer's own template is not a gemma3 one"):
+        setup_chat(make_config(chat_template="gemma3", datasets=[{"path": "x", "type": "chat_template"}]), tokenizer)

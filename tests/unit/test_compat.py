@@ -182,3 +182,76 @@ def test_hub_pushes_are_checked_before_training(make_config, monkeypatch):
     with pytest.raises(AxoError, match="`hub_model_id: me/model` and `push_dataset_to_hub: me/data` pushes to the "
                                        "Hugging Face hub, but HF_HUB_OFFLINE is set"):
         check_backends(cfg)
+
+
+# Every key that 3 or more of Axolotl's own example configs use (shared/axolotl-config-keys/
+# usage-in-axolotl-examples.md), in configs written the way those examples write them.
+COMMON = {
+    "base_model": "org/model", "output_dir": "./out", "sequence_len": 2048, "micro_batch_size": 2,
+    "learning_rate": 0.0002, "optimizer": "adamw_bnb_8bit", "bf16": "auto", "gradient_accumulation_steps": 4,
+    "lr_scheduler": "cosine", "logging_steps": 1, "num_epochs": 1, "tf32": True, "warmup_ratio": 0.1,
+    "saves_per_epoch": 1, "val_set_size": 0.05, "evals_per_epoch": 4, "attn_implementation": "flash_attention_2",
+    "gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}, "weight_decay": 0.0,
+    "wandb_project": None, "wandb_entity": None, "wandb_name": None, "wandb_watch": None, "wandb_log_model": None,
+    "dataset_prepared_path": "last_run_prepared", "special_tokens": {"pad_token": "<|end_of_text|>"},
+    "resume_from_checkpoint": None, "strict": False, "trust_remote_code": True, "fp16": None,
+    "plugins": ["axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin", "axolotl.integrations.liger.LigerPlugin",
+                "axolotl.integrations.kernels.KernelsPlugin"],
+    "liger_rms_norm": True, "liger_glu_activation": True, "liger_layer_norm": True, "liger_rope": True,
+    "liger_fused_linear_cross_entropy": True, "liger_rms_norm_gated": True, "use_kernels": True,
+    "use_scattermoe": True, "use_sonicmoe": False, "experts_implementation": "scattermoe",
+    "remove_unused_columns": False, "skip_prepare_dataset": False, "eot_tokens": ["<|im_end|>"],
+    "chat_template": "qwen3", "tokenizer_type": "AutoTokenizer", "model_type": "AutoModelForCausalLM",
+    "sample_packing": True, "eval_sample_packing": False, "pad_to_sequence_len": True, "max_steps": None,
+    "loss_watchdog_threshold": 5.0, "loss_watchdog_patience": 3, "seed": 42, "torchdistx_path": None,
+    "activation_offloading": True, "ddp_find_unused_parameters": False, "max_grad_norm": 1.0, "train_on_inputs": False,
+    "save_total_limit": 2, "early_stopping_patience": 3, "save_strategy": "steps",
+    "eval_batch_size": 2, "adam_beta2": 0.95, "adam_epsilon": 1e-8, "flex_attn_compile_kwargs": {"dynamic": False},
+    "experimental_skip_move_to_device": True, "quantize_moe_experts": True, "llama4_linearized_experts": False,
+    "gptq_groupsize": 128, "gptq_model_v1": False, "cosine_min_lr_ratio": 0.1, "cosine_constant_lr_ratio": 0.8,
+    "save_only_model": False, "torch_compile": False, "resize_token_embeddings_to_32x": True,
+    "model_config": {"rope_theta": 1000000.0}, "trackio_project_name": None, "push_dataset_to_hub": None,
+    "datasets": [{"path": "org/data", "type": "chat_template", "split": "train", "field_messages": "messages",
+                  "message_property_mappings": {"role": "role", "content": "content"}}],
+}
+QLORA_FSDP = {"adapter": "qlora", "load_in_4bit": True, "load_in_8bit": False, "lora_r": 16, "lora_alpha": 32,
+              "lora_dropout": 0.05, "lora_target_linear": True, "lora_target_modules": None, "lora_model_dir": None,
+              "lora_mlp_kernel": True, "lora_qkv_kernel": True, "lora_o_kernel": True, "lora_fan_in_fan_out": None,
+              "lora_modules_to_save": ["embed_tokens", "lm_head"], "lora_target_parameters": ["mlp.experts.down_proj"],
+              "fsdp_version": 2, "fsdp": None, "dp_shard_size": 2, "context_parallel_size": 1,
+              "fsdp_config": {"offload_params": False, "state_dict_type": "FULL_STATE_DICT",
+                              "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "reshard_after_forward": True,
+                              "transformer_layer_cls_to_wrap": "Qwen3DecoderLayer", "sharding_strategy": "FULL_SHARD"}}
+FULL_DEEPSPEED = {"deepspeed": "deepspeed_configs/zero3_bf16.json", "unfrozen_parameters": ["^model.layers.*"],
+                  "batch_size": 8, "tensor_parallel_size": 1, "expert_parallel_size": 2}
+
+
+@pytest.mark.parametrize("extra", [QLORA_FSDP, FULL_DEEPSPEED], ids=["qlora-fsdp", "full-deepspeed"])
+def test_the_keys_axolotl_examples_use_most_validate(extra):
+    keys = {**COMMON, **extra}
+    if "batch_size" in extra:
+        keys.pop("gradient_accumulation_steps")
+    cfg = validate(keys)
+    assert cfg.train.saves_per_epoch == 1 and cfg.model.attn_implementation == "flash_attention_2"
+
+
+def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
+    base = {"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "chatml.intel"}]}
+    assert validate({**base, "rl": "dpo", "trl": {"beta": 0.1}}).method.name == "dpo"
+    assert validate({"base_model": "m", "pretraining_dataset": [{"path": "c.jsonl"}], "max_steps": 5}).data.pretraining_dataset
+    assert validate({**BASE, "tokens": ["<think>"], "qat": {"weight_dtype": "int4"}}).quant.qat
+    assert validate({**BASE, "processor_type": "AutoProcessor", "model_quantization_config": "TorchAoConfig",
+                     "adapter": "lora"}).quant.quantized
+    assert validate({**BASE, "flash_attention": True, "group_by_length": False}).model.attn_implementation
+    assert validate({"base_model": "m", "model_type": "AutoModelForSequenceClassification", "num_labels": 1,
+                     "reward_model": True, "datasets": [{"path": "p", "type": "bradley_terry.chat_template"}]})
+    for refused in ({"tokenizer_use_mistral_common": True}, {"ebft": {"mode": "strided"}}, {"gptq": True},
+                    {"max_packed_sequence_len": 2048}):
+        [msg] = problems(**refused)
+        assert msg.startswith(f"`{next(iter(refused))}`") and TABLE[next(iter(refused))].note in msg
+
+
+def test_older_axolotl_spellings():
+    old = validate({"base_model": "m", "pretraining_dataset": "corpus.jsonl", "max_steps": 3,
+                    "tokens": {"bos_token": "<s>"}})
+    assert old.data.pretraining_dataset[0].path == "corpus.jsonl" and old.model.special_tokens.bos_token == "<s>"

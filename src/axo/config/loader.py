@@ -178,6 +178,9 @@ def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
         elif value in REFUSED_VALUES.get(key, {}):
             problems.append(f"`{key}: {value}`{at}: {REFUSED_VALUES[key][value]}")
             del out[key]
+    if isinstance(out.get("pretraining_dataset"), str):  # Axolotl's first spelling: one path
+        log.info("`pretraining_dataset: %s` (old Axolotl): a list of one entry", out["pretraining_dataset"])
+        out["pretraining_dataset"] = [{"path": out["pretraining_dataset"]}]
     if isinstance(out.get("tokens"), dict):  # Axolotl's first spelling of `special_tokens`
         log.info("`tokens`%s (Axolotl's old mapping of special tokens): axo's `special_tokens`", _at(("tokens",), where))
         out["special_tokens"] = {**out.pop("tokens"), **(out.get("special_tokens") or {})}
