@@ -165,3 +165,26 @@ def test_mlflow_file_store_and_wandb_offline_receive_metrics(make_config, tmp_pa
     loss_files = list(mlruns.rglob("metrics/loss"))
     assert loss_files and len(loss_files[0].read_text().splitlines()) == 3
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_rows_with_nothing_to_train_are_dropped_and_counted(make_config, tmp_path):
+    """A chat without an assistant turn, and an answer truncated away, train no token: in a
+    micro-batch of their own they made the loss 0/0 (NaN loss, NaN weights)."""
+    import json
+    import math
+
+    rows = [{"messages": [{"role": "user", "content": "3 1 2"}, {"role": "assistant", "content": "1 2 3"}]}] * 6
+    rows += [{"messages": [{"role": "user", "content": "no answer here"}]}] * 3
+    rows += [{"messages": [{"role": "user", "content": "9 " * 40}, {"role": "assistant", "content": "9"}]}] * 3
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = make_config(datasets=[{"path": str(path), "type": "chat_template"}], chat_template="chatml",
+                      excess_length_strategy="truncate", sequence_len=64, micro_batch_size=1, max_steps=6,
+                      shuffle_merged_datasets=False)
+    summary = train(cfg)
+    [stats] = summary["data"]
+    assert stats["dropped_untrained"] == 6 and stats["rows_out"] == 6
+    losses = [e["loss"] for e in read_log_history(cfg.train.output_dir) if "loss" in e]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    model = AutoModelForCausalLM.from_pretrained(cfg.train.output_dir)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -119,7 +119,8 @@ def _prepare_list(list_key: str, cfg: Config, tokenizer, chat: ChatSetup, proces
 
 def _drop_summary(stat: dict) -> str:
     reasons = {"dropped_too_long": "too long", "dropped_too_short": "too short",
-               "dropped_long_prompt": "over max_prompt_len", "skipped_bad": "malformed"}
+               "dropped_long_prompt": "over max_prompt_len", "dropped_untrained": "with no trained token",
+               "skipped_bad": "malformed"}
     dropped = [f"{stat[k]} {reasons[k]}" for k in DROPPED.values() if stat[k]]
     return ", ".join(dropped or ["none dropped"]) + f" of {stat['rows_in']}"
 

@@ -11,7 +11,8 @@ A row kind (one per method, named in axo.methods: `rows`) has:
     split(row, limit) -> [dict] | None       long rows cut into chunks instead (completion), else None
     prompt(text) -> (str, add_special_tokens)  how `axo inference` shows the model a prompt
     STATS: tuple[str, ...]                   per-row counts `preprocess` reports: `trained` (tokens the
-                                             loss reads), `prompt_len` (max_prompt_len reads it), ...
+                                             loss reads; a row with none is dropped), `prompt_len`
+                                             (max_prompt_len reads it), ...
     KEEP_LENGTH: bool                        `length` stays a column (packing reads it)
 
 Rows travel pickled through the policy pass, so a dropped row is an empty value of one type whatever
@@ -28,7 +29,7 @@ from axo.errors import AxoError
 
 KEPT = ("ok", "truncated", "chunk")
 DROPPED = {"too_long": "dropped_too_long", "too_short": "dropped_too_short", "long_prompt": "dropped_long_prompt",
-           "bad": "skipped_bad"}
+           "untrained": "dropped_untrained", "bad": "skipped_bad"}
 
 
 def process_rows(raw, kind, cfg: Config) -> tuple[object, dict]:
@@ -87,8 +88,13 @@ def _fit(out, item: dict, index: int, key: str, kind, cfg: Config) -> None:
 
 
 def _emit(out, item: dict | None, status: str, min_len: int = 0) -> None:
+    """Record one output row. A kept row shorter than min_sample_len, or with no token the loss reads
+    (an answer truncated away, a chat without an assistant turn), is dropped: a step of such rows would
+    divide a zero loss by zero tokens."""
     if item is not None and item["length"] < min_len:
         item, status = None, "too_short"
+    elif item is not None and item.get("trained", 1) == 0:
+        item, status = None, "untrained"
     out["status"].append(status)
     out["row"].append(b"" if item is None else pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
     for column in out:

@@ -66,7 +66,9 @@ def exact_match_accuracy(model, tokenizer, rows) -> float:
     hits = 0
     for row in rows:
         labels = row["labels"]
-        start = next(i for i, t in enumerate(labels) if t != IGNORE)
+        start = next((i for i, t in enumerate(labels) if t != IGNORE), None)
+        if start is None:  # nothing to answer (prepared rows always have a trained token)
+            continue
         end = next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
         prompt = torch.tensor([row["input_ids"][:start]], device=model.device)
         expected = row["input_ids"][start:end]  # the first answer, through its end token
