@@ -34,7 +34,7 @@ def compare(make_config, **keys):
 
 
 def test_every_patch_is_listed_with_its_condition():
-    assert [p.name for p in PATCHES] == ["activation offloading", "chunked cross-entropy"]
+    assert [p.name for p in PATCHES] == ["chunked cross-entropy", "activation offloading"]
 
 
 def test_activation_offloading_keeps_loss_and_gradients(make_config):
@@ -52,3 +52,14 @@ def test_chunked_cross_entropy_keeps_loss_and_gradients_without_logits(make_conf
 
 def test_no_patch_by_default(make_config):
     assert apply_patches(load_model(make_config(), "fp32"), make_config()) == []
+
+
+def test_offloading_wraps_the_chunked_loss(make_config):
+    """Both on: offloading is the outer forward and the chunked loss runs inside it (before, the
+    chunked forward replaced the offloaded one and offloading silently stopped)."""
+    cfg = make_config(chunked_cross_entropy=True, gradient_checkpointing="offload")
+    model = load_model(cfg, "fp32")
+    original = model.forward
+    assert apply_patches(model, cfg) == ["chunked cross-entropy", "activation offloading"]
+    chunked = model.forward.__wrapped__
+    assert chunked is not original and chunked.__wrapped__ == original

@@ -46,15 +46,29 @@ def offload_activations(model, cfg: Config) -> None:
 
 def chunked_cross_entropy(model, cfg: Config) -> None:
     """The loss is computed on the trained positions only, in chunks, each chunk's logits recomputed
-    in backward: the [tokens x vocab] fp32 logits never exist at once. Returns no logits."""
+    in backward: the [tokens x vocab] fp32 logits never exist at once. Returns no logits.
+
+    The output head is looked up at every call, so it is the module that is there when training runs:
+    peft's wrapper when the adapter trains the head (LoRA on lm_head, a modules_to_save copy, trainable
+    token rows of a tied head), not the frozen layer it wraps. The model's own logit scaling (Cohere's
+    logit_scale, Granite's logits_scaling) and soft-capping (Gemma 2/3) are applied as its forward does."""
     import torch
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
-    if getattr(model.config, "final_logit_softcapping", None):
-        raise AxoError("`chunked_cross_entropy` does not apply logit soft-capping, which this model uses. "
-                       "Fix: remove `chunked_cross_entropy`.")
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if getattr(config, "output_router_logits", False):
+        raise AxoError("`chunked_cross_entropy` does not add the router's load-balancing loss that this MoE model "
+                       "trains with (`output_router_logits`). Fix: remove `chunked_cross_entropy`.")
     chunks = cfg.train.chunked_cross_entropy_num_chunks
-    forward, decoder, head = model.forward, model.get_decoder(), model.get_output_embeddings()
+    forward, decoder = model.forward, model.get_decoder()
+    scale = (getattr(config, "logit_scale", None) or 1.0) / (getattr(config, "logits_scaling", None) or 1.0)
+    cap = getattr(config, "final_logit_softcapping", None)
+
+    def chunk_loss(hidden, targets):
+        logits = model.get_output_embeddings()(hidden).float() * scale
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
 
     @functools.wraps(forward)
     def chunked(input_ids=None, labels=None, num_items_in_batch=None, **kwargs):
@@ -67,17 +81,11 @@ def chunked_cross_entropy(model, cfg: Config) -> None:
         hidden, targets = hidden.reshape(-1, hidden.shape[-1])[keep], targets[keep]
         total = hidden.new_zeros((), dtype=torch.float32)
         for h, t in zip(hidden.chunk(chunks), targets.chunk(chunks)):
-            total = total + torch.utils.checkpoint.checkpoint(_chunk_loss, head, h, t, use_reentrant=False)
+            total = total + torch.utils.checkpoint.checkpoint(chunk_loss, h, t, use_reentrant=False)
         count = num_items_in_batch if num_items_in_batch is not None else max(int(keep.sum()), 1)
         return CausalLMOutputWithPast(loss=total / count)
 
     model.forward = chunked
-
-
-def _chunk_loss(head, hidden, targets):
-    import torch
-
-    return torch.nn.functional.cross_entropy(head(hidden).float(), targets, reduction="sum")
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,11 @@ class Patch:
     apply: Callable[[object, Config], None]
 
 
+# In this order: offloading wraps whatever forward runs, the chunked loss included.
 PATCHES = [
-    Patch("activation offloading", lambda c: c.train.gradient_checkpointing == "offload", offload_activations),
     Patch("chunked cross-entropy", lambda c: c.train.chunked_cross_entropy and c.model.task == "causal_lm",
           chunked_cross_entropy),
+    Patch("activation offloading", lambda c: c.train.gradient_checkpointing == "offload", offload_activations),
 ]
 
 
