@@ -188,3 +188,19 @@ def test_rows_with_nothing_to_train_are_dropped_and_counted(make_config, tmp_pat
     assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
     model = AutoModelForCausalLM.from_pretrained(cfg.train.output_dir)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_bf16_full_finetune_keeps_fp32_master_weights(make_config, tiny_model):
+    """At learning_rate 2e-5 most Adam updates are far below the bf16 step of a weight: bf16 weights
+    alone keep almost none of them; fp32 master weights keep them all. (bf16 math on a CPU is slow,
+    but this model is tiny.)"""
+    name = "model.layers.0.self_attn.q_proj.weight"
+    start = load_file(tiny_model / "model.safetensors")[name]
+    changed = {}
+    for bf16 in (True, "full"):
+        cfg = make_config(bf16=bf16, learning_rate=2e-5, max_steps=2, output_dir=str(tiny_model.parent / f"bf16-{bf16}"))
+        train(cfg)
+        trained = load_file(Path(cfg.train.output_dir) / "model.safetensors")[name]
+        changed[bf16] = (trained != start.to(trained.dtype)).float().mean().item()
+        assert trained.dtype == (torch.float32 if bf16 is True else torch.bfloat16)
+    assert changed[True] > 0.95 and changed["full"] < 0.1, changed

@@ -63,8 +63,10 @@ class ModelConfig(Area):
         "sdpa", description="Attention backend: eager, sdpa, flash_attention_2, flash_attention_3, "
         "flex_attention, or a hub kernel (org/name)."
     )
-    bf16: Literal["auto"] | bool = Field(
-        "auto", description="bfloat16 training. `auto` uses it where the hardware supports it, else fp32."
+    bf16: Literal["auto", "full"] | bool = Field(
+        "auto", description="bfloat16 training. `auto` uses it where the hardware supports it, else fp32. A full "
+        "fine-tune keeps fp32 master weights (bf16 math); `full` trains the bf16 weights themselves (half the "
+        "memory, but small updates round away)."
     )
     fp16: bool = Field(False, description="float16 mixed precision (GPU only).")
     tf32: Literal["auto"] | bool = Field("auto", description="TF32 matmuls on Ampere+ GPUs (`auto`: where available).")

@@ -16,11 +16,12 @@ def trainable_model(cfg: Config, precision, tokenizer, stop_tokens: tuple[str, .
     from axo.model.checks import align_end_tokens
     from axo.model.loader import load_config, load_model
     from axo.model.patches import apply_patches
+    from axo.model.preflight import weights_dtype
 
     config = load_config(cfg)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     vocab_before = text.vocab_size
-    model = load_model(cfg, precision, tokenizer)
+    model = load_model(cfg, precision, tokenizer, dtype=weights_dtype(cfg, precision))
     align_end_tokens(tokenizer, model, stop_tokens or (tokenizer.eos_token,))
     if cfg.quant.qat:
         from axo.model.qat import prepare_qat

@@ -40,15 +40,15 @@ def model_class(cfg: Config):
     return cls
 
 
-def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool = True):
+def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool = True, dtype=None):
     """The base model, before adapters. `quantize=False` loads it in full precision (to merge a
-    QLoRA adapter)."""
+    QLoRA adapter); `dtype` overrides the precision's (the trained model's master weights)."""
     import torch
 
     m = cfg.model
     config = load_config(cfg)
     cls = model_class(cfg)
-    kwargs = {"dtype": torch_dtype(precision), "attn_implementation": attention_backend(m.attn_implementation),
+    kwargs = {"dtype": dtype or torch_dtype(precision), "attn_implementation": attention_backend(m.attn_implementation),
               "trust_remote_code": m.trust_remote_code}
     if m.reinit_weights:  # (never with a quantized base: a config rule)
         torch.manual_seed(cfg.train.seed)
