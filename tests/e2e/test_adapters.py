@@ -138,3 +138,15 @@ def test_lora_on_a_torchao_int8_base_trains_and_merges(make_config, tiny_model_6
     adapter_model = PeftModel.from_pretrained(load_model(cfg, "fp32"), Path(cfg.train.output_dir))
     with torch.no_grad():
         torch.testing.assert_close(merged(X).logits, adapter_model(X).logits, atol=1e-3, rtol=1e-3)
+
+
+def test_dequantized_layers_take_the_models_dtype(make_config, tiny_model_64):
+    """Merging a QLoRA adapter trained in bf16: the dequantized layers are bf16 like the rest of the
+    model, not fp32 islands inside it."""
+    from axo.export.merge import dequantize_by_probing
+
+    cfg = make_config(base_model=str(tiny_model_64), adapter="qlora", load_in_4bit=True, lora_target_linear=True)
+    model = load_model(cfg, "bf16")
+    dequantize_by_probing(model)
+    dtypes = {m.weight.dtype for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    assert dtypes == {torch.bfloat16} and model.get_input_embeddings().weight.dtype == torch.bfloat16

@@ -46,6 +46,8 @@ def dequantize_by_probing(model) -> None:
     weight-only layers are read the same way."""
     import torch
 
+    # the dense layers take the dtype of the rest of the model (its embeddings), not torch's default
+    model_dtype = model.get_input_embeddings().weight.dtype
     for name, layer in list(model.named_modules()):
         if not _is_quantized_linear(layer):
             continue
@@ -54,7 +56,8 @@ def dequantize_by_probing(model) -> None:
             probe = torch.eye(layer.in_features, dtype=dtype, device=layer.weight.device)
             applied = layer(probe).float()
             bias = layer.bias.float() if layer.bias is not None else None
-            dense = torch.nn.Linear(layer.in_features, layer.out_features, bias=bias is not None, device=applied.device)
+            dense = torch.nn.Linear(layer.in_features, layer.out_features, bias=bias is not None,
+                                    device=applied.device, dtype=model_dtype)
             dense.weight.copy_((applied - bias if bias is not None else applied).T)
             if bias is not None:
                 dense.bias.copy_(bias)

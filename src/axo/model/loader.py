@@ -126,12 +126,14 @@ def load_for_inference(cfg: Config, checkpoint: str | None = None, quantize: boo
     elif (folder / "adapter_config.json").exists():
         from peft import PeftModel
 
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=cfg.model.trust_remote_code)
         model = PeftModel.from_pretrained(load_model(cfg, precision, tokenizer, quantize), folder)
         what = f"{cfg.model.base_model} + adapter {folder}"
     else:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-        model = model_class(cfg).from_pretrained(folder, dtype=torch_dtype(precision))
+        # a trained folder of a model with its own code needs the config's trust_remote_code, like the base
+        trust = cfg.model.trust_remote_code
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
+        model = model_class(cfg).from_pretrained(folder, dtype=torch_dtype(precision), trust_remote_code=trust)
         what = f"trained model {folder}"
     model.eval()
     return model, tokenizer, what
