@@ -17,7 +17,7 @@ from axo.train.sft import train
 from conftest import read_log_history
 
 STEPS = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "learning_rate": 1e-2}
-FSDP = {"fsdp_version": 2, "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT",
+FSDP = {"fsdp_version": 2, "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT", "cpu_ram_efficient_loading": True,
                                            "transformer_layer_cls_to_wrap": "LlamaDecoderLayer"}}
 
 
@@ -68,7 +68,8 @@ def ddp_run(runs, make_config):
 def fsdp_run(runs, make_config):
     folder = runs / "fsdp"
     if not folder.exists():
-        launch(FSDP, folder, make_config)
+        run = launch(FSDP, folder, make_config)
+        (runs / "fsdp.log").write_text(run.stdout + run.stderr)
     return folder
 
 
@@ -82,7 +83,11 @@ def test_ddp_equals_one_process_with_the_same_global_batch(ddp_run, make_config,
     assert "fsdp_sharded_parameters" not in summary
 
 
-def test_fsdp2_really_shards_and_equals_ddp(fsdp_run, ddp_run):
+def test_fsdp2_really_shards_and_equals_ddp(fsdp_run, ddp_run, runs):
+    # cpu_ram_efficient_loading: the engine exists before the model loads, so rank 1 reads no weights
+    # and receives rank 0's; the result still equals DDP's
+    log = (runs / "fsdp.log").read_text()
+    assert "Local rank 1 read no weights" in log and "Local rank 0 read no weights" not in log
     summary = json.loads((fsdp_run / "run_summary.json").read_text())
     assert summary["fsdp_sharded_parameters"] == summary["parameters"] > 0  # every parameter a DTensor
     assert summary["final_state_dict_type"] == "FULL_STATE_DICT"

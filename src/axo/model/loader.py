@@ -2,6 +2,7 @@
 placement, quantization and attention backend, then from_pretrained or from_config."""
 
 import logging
+import os
 from pathlib import Path
 
 from axo.config import Config
@@ -60,7 +61,19 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
             m.base_model, config=config, revision=m.model_revision, **kwargs))
     if tokenizer is not None:
         _fit_vocabulary(model, tokenizer, m.resize_token_embeddings_to_32x, m.mean_resizing_embeddings)
+    _say_who_read_the_weights()
     return model
+
+
+def _say_who_read_the_weights() -> None:
+    from transformers.distributed.utils import is_local_dist_rank_0
+    from transformers.integrations import is_deepspeed_zero3_enabled, is_fsdp_enabled
+
+    if is_deepspeed_zero3_enabled():
+        log.info("DeepSpeed ZeRO-3 loaded the model partitioned across the processes")
+    elif is_fsdp_enabled() and not is_local_dist_rank_0():
+        log.info("Local rank %s read no weights: local rank 0 reads them and FSDP sends each process its shards "
+                 "(cpu_ram_efficient_loading)", os.environ.get("LOCAL_RANK"))
 
 
 def _placement(cfg: Config, precision: Precision, quantize: bool) -> dict:

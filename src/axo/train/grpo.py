@@ -17,7 +17,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.adapters import loraplus_optimizer
     from axo.model.build import trainable_model
     from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
-    from axo.train.setup import prepare_trainer, start_run
+    from axo.train.setup import engine_ready, prepare_trainer, start_run
     from axo.train.trl_args import to_grpo_config
 
     # Preflight: hardware, and the reward functions (already import-checked when the config loaded)
@@ -28,12 +28,14 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     text = load_processing(cfg)
     data = prepare(cfg, text.tokenizer, text.chat)
     text.tokenizer.padding_side = "left"  # generation continues the prompt
+    # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
+    args = engine_ready(to_grpo_config(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
-        args=to_grpo_config(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32),
+        args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=text.tokenizer,

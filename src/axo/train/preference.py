@@ -15,7 +15,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.model.loader import load_model
     from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
-    from axo.train.setup import prepare_trainer, start_run
+    from axo.train.setup import engine_ready, prepare_trainer, start_run
 
     # Preflight
     run = start_run(cfg)
@@ -27,13 +27,16 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     # Model and reference: with an adapter, TRL's reference is the model with the adapter switched
     # off; with precompute_ref_log_probs it is needed only before training. Otherwise a frozen copy.
+    # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
+    to_args = method.load("mapping")
+    args = engine_ready(to_args(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
     needs_copy = method.reference_model and not cfg.lora.adapter and not cfg.rl.precompute_ref_log_probs
     extra = {"ref_model": _frozen(load_model(cfg, run.precision, text.tokenizer))} if needs_copy else {}
 
     trainer = method.load("trainer")(
         model=model,
-        args=method.load("mapping")(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32),
+        args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=text.tokenizer,

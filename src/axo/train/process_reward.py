@@ -19,7 +19,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.model.build import trainable_model
     from axo.train.args import to_training_args
     from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
-    from axo.train.setup import prepare_trainer, start_run
+    from axo.train.setup import engine_ready, prepare_trainer, start_run
 
     # Preflight
     run = start_run(cfg)
@@ -29,11 +29,13 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     data = prepare(cfg, text.tokenizer, text.chat)
 
     # Model: a token-classification head (num_labels 2), with or without an adapter.
+    # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
+    args = engine_ready(to_training_args(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = Trainer(
         model=model,
-        args=to_training_args(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32),
+        args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         data_collator=DataCollatorForTokenClassification(text.tokenizer),

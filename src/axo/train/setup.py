@@ -25,7 +25,18 @@ def start_run(cfg: Config) -> RunSetup:
     check_world_size(cfg.parallel, world_size())
     check_nd_device(cfg.parallel, _has_accelerator())
     os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
+    if cfg.parallel.use_fsdp:  # what `accelerate launch --use_fsdp` sets; transformers' loading reads it
+        os.environ["ACCELERATE_USE_FSDP"] = "true"
     return setup
+
+
+def engine_ready(args):
+    """The training arguments, with torch.distributed and the engine set up from them now, before the
+    model loads: DeepSpeed ZeRO-3 builds the model already partitioned, and FSDP's
+    cpu_ram_efficient_loading reads the weights on local rank 0 only, both only when the engine
+    exists at load time."""
+    args.world_size  # noqa: B018 (reading it sets up the process group)
+    return args
 
 
 def _has_accelerator() -> bool:
