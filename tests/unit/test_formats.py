@@ -89,10 +89,18 @@ def test_no_type_and_no_input_ids_is_an_error(make_config, tokenizer):
 
 @pytest.mark.parametrize("strategy,status", [("drop", "too_long"), ("truncate", "truncated")])
 def test_excess_length_strategies(make_config, tokenizer, strategy, status):
-    cfg = make_config(sequence_len=20, excess_length_strategy=strategy)
-    row = one(cfg, tokenizer, ROW)
+    prompt = len(one(make_config(), tokenizer, {**ROW, "output": ""})["input_ids"]) - 1  # without its EOS
+    cfg = make_config(sequence_len=prompt + 3, excess_length_strategy=strategy)
+    row = one(cfg, tokenizer, {**ROW, "output": "1 2 3 4 5 6 7 8 9"})
     assert row["status"] == status
-    assert row["length"] == (0 if strategy == "drop" else 20)
+    assert row["length"] == (0 if strategy == "drop" else prompt + 3)
+    if strategy == "truncate":
+        assert trained_runs(tokenizer, row) == [tokenizer.decode(row["input_ids"][prompt:])]  # the answer's start
+
+
+def test_a_truncation_that_leaves_no_answer_drops_the_row(make_config, tokenizer):
+    row = one(make_config(sequence_len=20, excess_length_strategy="truncate"), tokenizer, ROW)
+    assert row["status"] == "untrained" and row["input_ids"] == []
 
 
 def test_excess_length_raise_names_row(make_config, tokenizer):

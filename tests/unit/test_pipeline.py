@@ -21,10 +21,11 @@ def pair(prompt: str, chosen: str = "1 2 3") -> dict:
     return {"prompt": prompt, "chosen": chosen, "rejected": "3 2 1"}
 
 
-# method -> (config keys, dataset type, a good row, a malformed row (its bad field), a long row)
+# method -> (config keys, dataset type, a good row, a malformed row (its bad field), a long row whose
+# answer runs past sequence_len: truncating it keeps a trained start)
 ROWS = {
     "sft": ({}, "alpaca", {"instruction": "Sort 3 1 2", "output": "1 2 3"},
-            ({"instruction": "Sort", "output": None}, "output"), {"instruction": "Sort " + LONG, "output": "1"}),
+            ({"instruction": "Sort", "output": None}, "output"), {"instruction": "Sort", "output": LONG}),
     # (a long answer: TRL's truncation keeps the prompt and cuts the answer)
     "pairs": (CHAT, "chatml.prompt_pairs", pair("3 1 2"), ({**pair("3 1 2"), "chosen": 5}, "chosen"),
               pair("3 1 2", LONG)),
@@ -34,7 +35,7 @@ ROWS = {
     "process_reward": ({"model_type": "AutoModelForTokenClassification", "num_labels": 2}, "stepwise_supervised",
                        {"prompt": "Sort 3 1 2", "completions": ["1 2 3"], "labels": [True]},
                        ({"prompt": "Sort 3 1 2", "completions": ["1 2 3"], "labels": ["yes"]}, "labels"),
-                       {"prompt": "Sort " + LONG, "completions": ["1"], "labels": [False]}),
+                       {"prompt": "Sort", "completions": ["9"] * 60, "labels": [False] * 60}),
     "grpo": ({**CHAT, "trl": {"reward_funcs": ["sort_rewards.exact"], "max_completion_length": 8}}, "chat_template",
              {"messages": [{"role": "user", "content": "Sort 3 1 2"}], "answer": "1 2 3"},
              ({"messages": "Sort 3 1 2", "answer": "1 2 3"}, "messages"),
