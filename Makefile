@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) tests/fixtures/real_tokenizers.py
 	touch $(STAMP)
 
 quickstart: setup

@@ -1,8 +1,11 @@
 """Segments of text -> input_ids and labels, the same way for every format.
 
 The segments of a row are joined and tokenized once, as inference will tokenize them, and a
-token is trained when its first character lies in a trained segment. Tokens the tokenizer adds
-itself (BOS) cover no characters and are never trained."""
+token is trained when its first non-space character lies in a trained segment (its first character
+when it is all spaces). SentencePiece word tokens carry the space before the word (`▁Paris` covers
+" Paris"), so when a prompt ends in a space ("A: ", "[/INST] ") the answer's first token starts in
+the prompt: by its first character it would never be trained. Tokens the tokenizer adds itself
+(BOS) cover no characters and are never trained."""
 
 from bisect import bisect_right
 
@@ -30,12 +33,20 @@ def encode(tokenizer, rows: list[list[tuple[str, bool]]], add_special_tokens: bo
         spans.append(trained)
     batch = tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     out = []
-    for ids, offsets, trained in zip(batch["input_ids"], batch["offset_mapping"], spans):
+    for text, ids, offsets, trained in zip(texts, batch["input_ids"], batch["offset_mapping"], spans):
         starts = [s for s, _ in trained]
-        labels = [tok if end > start and _inside(start, trained, starts) else IGNORE
+        labels = [tok if end > start and _inside(_anchor(text, start, end), trained, starts) else IGNORE
                   for tok, (start, end) in zip(ids, offsets)]
         out.append((list(ids), labels))
     return out
+
+
+def _anchor(text: str, start: int, end: int) -> int:
+    """The character that decides a token: its first non-space one, else its first."""
+    for i in range(start, end):
+        if not text[i].isspace():
+            return i
+    return start
 
 
 def _inside(char: int, spans: list[tuple[int, int]], starts: list[int]) -> bool:
