@@ -130,3 +130,30 @@ def test_sequential_packing_keeps_order():
 def test_row_longer_than_a_bin_is_refused():
     with pytest.raises(ValueError, match="cannot fit"):
         pack_bins(np.array([3, 20]), capacity=10)
+
+
+def test_flattened_micro_batch_is_what_varlen_attention_needs():
+    """For flash-attention the collator flattens a micro-batch of 4 packs into one row: transformers'
+    own boundary detection then finds exactly the rows, and attention on that row (sdpa here, the
+    same masks) gives the loss and gradients of the rows one by one."""
+    from transformers.modeling_flash_attention_utils import _is_packed_sequence, prepare_fa_kwargs_from_position_ids
+
+    rows = make_rows([5, 9, 3, 12, 7, 16, 4, 11, 6, 8, 2, 10])
+    lengths = np.array(rows["length"])
+    packed = PackedRows(rows, pack_bins(lengths, capacity=24), capacity=24, lengths=lengths)
+    micro_batch = [packed[i] for i in range(4)]
+    batch = Collator(pad_token_id=0, flatten=True)(micro_batch)
+    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+    in_order = [int(lengths[i]) for b in range(4) for i in packed.bins[b]]
+    (cu_seqlens, _), _ = prepare_fa_kwargs_from_position_ids(batch["position_ids"])
+    assert cu_seqlens.tolist() == np.cumsum([0] + in_order).tolist()
+    assert _is_packed_sequence(batch["position_ids"], batch_size=1)
+    assert not _is_packed_sequence(Collator(pad_token_id=0)(micro_batch)["position_ids"], batch_size=4)  # the leak
+
+    model = tiny("llama", "sdpa")
+    rows_in_batch = [rows[int(i)] for b in range(4) for i in packed.bins[b]]
+    loss_u, grads_u = loss_and_grads(model, [Collator(pad_token_id=0)([r]) for r in rows_in_batch])
+    loss_f, grads_f = loss_and_grads(model, [batch])
+    assert relative_error(loss_f, loss_u) < 1e-5
+    for name in grads_u:
+        assert relative_error(grads_f[name], grads_u[name]) < 1e-5, name

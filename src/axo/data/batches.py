@@ -25,6 +25,9 @@ def trainer_inputs(cfg: Config, data: Prepared, text: Processing) -> TrainerInpu
     from axo.data.collator import Collator
     from axo.data.packing import trainer_datasets
 
+    from axo.model.preflight import attention_backend, is_varlen
+
     train, ev, stats = trainer_datasets(cfg, data)
-    pad_to = cfg.data.sequence_len if cfg.data.pad_to_sequence_len else None
-    return TrainerInputs(train, ev, Collator(text.tokenizer.pad_token_id, pad_to), stats)
+    flatten = is_varlen(attention_backend(cfg.model.attn_implementation))
+    pad_to = cfg.data.sequence_len if cfg.data.pad_to_sequence_len and not flatten else None
+    return TrainerInputs(train, ev, Collator(text.tokenizer.pad_token_id, pad_to, flatten), stats)

@@ -95,6 +95,12 @@ def attention_backend(requested: str) -> str:
     return "sdpa"
 
 
+def is_varlen(backend: str) -> bool:
+    """Backends that find packed rows from position_ids only in a batch of one row (flash-attention
+    and hub kernels); sdpa, eager and flex build a block mask from them at any batch size."""
+    return backend in BACKEND_NEEDS or "/" in backend
+
+
 @cache
 def liger_available(asked: bool) -> bool:
     """`use_liger_kernel`: Liger's fused kernels where they can run, else the same math without them."""
