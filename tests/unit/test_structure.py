@@ -23,3 +23,14 @@ def test_the_method_is_decided_in_one_place():
     choosing = re.compile(r"\.(reward_model|process_reward_model)\b|\b(cfg\.rl|r|rl)\.rl\b")
     readers = {p.relative_to(SRC).as_posix() for p, text in sources().items() if choosing.search(text)}
     assert readers == {"methods.py"}, readers
+
+
+def test_the_gpu_check_runs_on_a_cpu_and_says_what_it_skips():
+    import subprocess
+
+    root = Path(__file__).parents[2]
+    run = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh"), "--only", "packed_equals_unpacked_sdpa",
+                          "qlora_on_cuda_bitsandbytes"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS packed_equals_unpacked_sdpa" in run.stdout
+    assert "SKIP qlora_on_cuda_bitsandbytes: needs a CUDA GPU" in run.stdout
