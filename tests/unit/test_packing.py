@@ -157,3 +157,52 @@ def test_flattened_micro_batch_is_what_varlen_attention_needs():
     assert relative_error(loss_f, loss_u) < 1e-5
     for name in grads_u:
         assert relative_error(grads_f[name], grads_u[name]) < 1e-5, name
+
+
+def test_pack_length_follows_the_cost_of_attention():
+    from axo.data.packing import packs_per_sequence
+
+    rng = np.random.default_rng(0)
+    short = np.clip(rng.lognormal(5.0, 0.6, 2000), 16, 400).astype(int)
+    # attention as costly as the rest at 500 tokens of context (a small model): cut 2048 into short packs
+    split = packs_per_sequence(short, 2048, span=500)
+    assert split >= 4 and 2048 // split >= short.max()  # every row still fits a pack
+    # a big model (attention cheap next to its weights) keeps whole packs unless cutting wastes nothing
+    assert packs_per_sequence(short, 2048, span=1e9) <= split
+    assert packs_per_sequence(np.array([2000, 1500, 30]), 2048, span=500) == 1  # a row near sequence_len
+    # the cut chosen is the cheapest: pack slots x (1 + pack length / span), over every cut that fits
+    costs = {k: len(pack_bins(short, 2048 // k)) * (2048 // k) * (1 + (2048 // k) / 500)
+             for k in range(1, 2048 // short.max() + 1)}
+    assert costs[split] == min(costs.values())
+
+
+def test_attention_span_of_a_llama():
+    from transformers import LlamaConfig
+
+    from axo.data.packing import attention_span
+
+    config = LlamaConfig(hidden_size=384, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=6,
+                         num_key_value_heads=6, vocab_size=32000)
+    weights = 4 * (4 * 384 * 384 + 3 * 384 * 1024) + 32000 * 384  # layers' linear weights + output head
+    assert attention_span(config) == weights / (2 * 384 * 4)
+
+
+def test_split_packs_keep_the_tokens_of_a_step(make_config):
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+    from axo.train.args import to_training_args
+
+    cfg = make_config(sample_packing=True, sequence_len=1024, micro_batch_size=2)
+    text = load_processing(cfg)
+    inputs = trainer_inputs(cfg, prepare(cfg, text.tokenizer, text.chat), text)
+    assert inputs.rows_per_sequence > 1 and inputs.stats["pack_length"] == 1024 // inputs.rows_per_sequence
+    args = to_training_args(cfg, "fp32", has_eval=False, rows_per_sequence=inputs.rows_per_sequence)
+    split, length = inputs.rows_per_sequence, inputs.stats["pack_length"]
+    assert args.per_device_train_batch_size == 2 * split  # the same capacity per step, less the rounding
+    assert 2 * 1024 - 2 * split < args.per_device_train_batch_size * length <= 2 * 1024
+    # pad_to_sequence_len keeps one constant shape: every micro-batch [2 x split, pack length]
+    cfg = make_config(sample_packing=True, sequence_len=1024, micro_batch_size=2, pad_to_sequence_len=True)
+    inputs = trainer_inputs(cfg, prepare(cfg, text.tokenizer, text.chat), text)
+    batch = inputs.collator([inputs.train[i] for i in range(2 * split)])
+    assert inputs.rows_per_sequence == split and tuple(batch["input_ids"].shape) == (2 * split, length)

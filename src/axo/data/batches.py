@@ -1,11 +1,14 @@
 """What the SFT Trainer gets: the prepared rows (packed where the config says so) and the collator
 that batches them; image-text rows are batched by the model's processor."""
 
+import logging
 from dataclasses import dataclass, field
 
 from axo.config import Config
 from axo.data.chat import Processing, context
 from axo.data.prepare import Prepared
+
+log = logging.getLogger("axo")
 
 
 @dataclass
@@ -14,6 +17,7 @@ class TrainerInputs:
     eval: object | None
     collator: object
     stats: dict = field(default_factory=dict)  # packing efficiency, for the run summary
+    rows_per_sequence: int = 1  # packs per sequence_len in a micro-batch (packs_per_sequence)
 
 
 def trainer_inputs(cfg: Config, data: Prepared, text: Processing) -> TrainerInputs:
@@ -27,7 +31,29 @@ def trainer_inputs(cfg: Config, data: Prepared, text: Processing) -> TrainerInpu
 
     from axo.model.preflight import attention_backend, is_varlen
 
-    train, ev, stats = trainer_datasets(cfg, data)
+    d = cfg.data
     flatten = is_varlen(attention_backend(cfg.model.attn_implementation))
-    pad_to = cfg.data.sequence_len if cfg.data.pad_to_sequence_len and not flatten else None
-    return TrainerInputs(train, ev, Collator(text.tokenizer.pad_token_id, pad_to, flatten), stats)
+    split = _packs_per_sequence(cfg, data) if not flatten else 1
+    train, ev, stats = trainer_datasets(cfg, data, split)
+    # pad_to_sequence_len asks for one constant shape: [micro_batch_size x split, pack length]
+    pad_to = d.sequence_len // split if d.pad_to_sequence_len and not flatten else None
+    return TrainerInputs(train, ev, Collator(text.tokenizer.pad_token_id, pad_to, flatten), stats, split)
+
+
+def _packs_per_sequence(cfg: Config, data: Prepared) -> int:
+    """Packs per sequence_len for a backend that attends over whole packs (packing.packs_per_sequence)."""
+    d = cfg.data
+    if not d.sample_packing or d.pretraining_dataset:
+        return 1
+    from axo.data.packing import attention_span, packs_per_sequence
+    from axo.model.loader import load_config
+    from axo.model.preflight import attention_backend
+
+    split = packs_per_sequence(data.train["length"], d.sequence_len, attention_span(load_config(cfg)),
+                               d.sample_packing_sequentially)
+    if split > 1:
+        log.info("Packing %d packs of %d tokens per sequence_len: %s attends over whole packs, so for this model "
+                 "and these rows shorter ones cost less; micro-batches hold %d x micro_batch_size packs, the "
+                 "same tokens per step", split, d.sequence_len // split,
+                 attention_backend(cfg.model.attn_implementation), split)
+    return split

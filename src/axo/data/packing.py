@@ -107,14 +107,55 @@ def pack(rows, capacity: int, sequential: bool, name: str) -> PackedRows:
     return packed
 
 
-def trainer_datasets(cfg, data) -> tuple[object, object, dict]:
-    """(train, eval, stats) as the Trainer gets them: packed where the config says so."""
+def packs_per_sequence(lengths, sequence_len: int, span: float, sequential: bool = False) -> int:
+    """How many packs each `sequence_len` of a micro-batch is cut into, for backends that attend over
+    whole packs: sdpa, eager and flex build one mask per pack and compute all of it, so a pack of c
+    slots costs about c * (1 + c / span) (data/packing.py: attention_span), whatever rows it holds.
+    Shorter packs cost less attention but may waste more slots; the cheapest cut that still fits
+    the longest row wins. The micro-batch then holds that many times more packs, so the tokens of
+    a step stay what the config says."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) == 0:
+        return 1
+    if len(lengths) > 200_000:  # the length distribution is what matters; a sample of it decides as well
+        lengths = np.random.default_rng(0).choice(lengths, 200_000, replace=False)
+
+    def cost(k: int) -> float:
+        c = sequence_len // k
+        return _bin_count(lengths, c, sequential) * c * (1 + c / span)
+
+    return min(range(1, sequence_len // int(lengths.max()) + 1), key=cost)
+
+
+def attention_span(config) -> float:
+    """The context length at which a token's attention (computed over the whole pack: 4 * c * hidden
+    FLOPs per layer) costs as much as the rest of its forward pass (2 FLOPs per weight of the layers
+    and of the output head)."""
+    config = getattr(config, "text_config", None) or config
+    h, layers = config.hidden_size, config.num_hidden_layers
+    head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    inner = getattr(config, "intermediate_size", None) or 4 * h
+    per_layer = 2 * h * config.num_attention_heads * head_dim + 2 * h * kv * head_dim + 3 * h * inner
+    return (layers * per_layer + config.vocab_size * h) / (2 * h * layers)
+
+
+def _bin_count(lengths: np.ndarray, capacity: int, sequential: bool) -> int:
+    if sequential:
+        return int(_next_fit(lengths, capacity).max()) + 1
+    return int(_first_fit_decreasing(np.sort(lengths)[::-1].copy(), capacity).max()) + 1
+
+
+def trainer_datasets(cfg, data, split: int = 1) -> tuple[object, object, dict]:
+    """(train, eval, stats) as the Trainer gets them: packed where the config says so, each
+    sequence_len cut into `split` packs (packs_per_sequence)."""
     d = cfg.data
     train, ev, stats = data.train, data.eval, {}
+    capacity = d.sequence_len // split
     if d.sample_packing and not d.pretraining_dataset:  # streamed blocks are packed as they stream
-        train = pack(train, d.sequence_len, d.sample_packing_sequentially, "train")
-        stats["packing_efficiency"] = train.efficiency
+        train = pack(train, capacity, d.sample_packing_sequentially, "train")
+        stats.update(packing_efficiency=train.efficiency, pack_length=capacity, packs_per_sequence=split)
     if ev is not None and d.pack_eval:
-        ev = pack(ev, d.sequence_len, d.sample_packing_sequentially, "eval")
+        ev = pack(ev, capacity, d.sample_packing_sequentially, "eval")
         stats["eval_packing_efficiency"] = ev.efficiency
     return train, ev, stats

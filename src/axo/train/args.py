@@ -7,14 +7,17 @@ from axo.config.logging import LoggingConfig
 from axo.model.preflight import Precision, liger_available
 
 
-def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None):
+def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None,
+                     rows_per_sequence: int = 1):
     from transformers import TrainingArguments
 
-    return TrainingArguments(**training_kwargs(cfg, precision, has_eval, tf32))
+    return TrainingArguments(**training_kwargs(cfg, precision, has_eval, tf32, rows_per_sequence))
 
 
-def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None) -> dict:
-    """The TrainingArguments fields every axo training sets; TRL's configs extend the same class."""
+def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None,
+                    rows_per_sequence: int = 1) -> dict:
+    """The TrainingArguments fields every axo training sets; TRL's configs extend the same class.
+    `rows_per_sequence`: packs per sequence_len of a micro-batch (data/packing.py: packs_per_sequence)."""
     import torch
 
     from axo.parallel.engines import to_parallel_kwargs
@@ -40,8 +43,10 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
     }
     return dict(
         output_dir=t.output_dir,
-        per_device_train_batch_size=t.micro_batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or t.micro_batch_size,
+        per_device_train_batch_size=t.micro_batch_size * rows_per_sequence,
+        # eval rows are split packs only when eval is packed; unpacked rows stay micro_batch_size per batch
+        per_device_eval_batch_size=(t.eval_batch_size or t.micro_batch_size)
+        * (rows_per_sequence if cfg.data.pack_eval else 1),
         gradient_accumulation_steps=t.accumulation_steps,
         num_train_epochs=t.num_epochs,
         max_steps=t.max_steps or -1,

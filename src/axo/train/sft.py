@@ -30,7 +30,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     data = prepare(cfg, text.tokenizer, text.chat, text.processor)
     inputs = trainer_inputs(cfg, data, text)
     # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
-    args = engine_ready(to_training_args(cfg, run.precision, has_eval=inputs.eval is not None, tf32=run.tf32))
+    args = engine_ready(to_training_args(cfg, run.precision, has_eval=inputs.eval is not None, tf32=run.tf32,
+                                         rows_per_sequence=inputs.rows_per_sequence))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
     trainer = Trainer(
