@@ -34,6 +34,31 @@ def test_alpaca_with_input_and_system(make_config, tokenizer):
     assert trained_runs(tokenizer, row) == ["1 2 3</s>"]
 
 
+@pytest.mark.parametrize("kind, row, text", [
+    ("alpaca:chat", {**ROW, "input": "3 1 2"}, f"SYSTEM: {alpaca.PREAMBLE_INPUT}\nUSER: Sort the digits: 3 1 2\n3 1 2"
+     "\nASSISTANT:"),
+    ("alpaca:chat", ROW, f"SYSTEM: {alpaca.PREAMBLE}\nUSER: Sort the digits: 3 1 2\nASSISTANT:"),
+    ("alpaca:phi", ROW, f"<|system|>\n{alpaca.PREAMBLE}<|end|>\n<|user|>\nSort the digits: 3 1 2<|end|>\n"
+     "<|assistant|>\n"),
+    ("oasst:chatml", {"INSTRUCTION": "Sort the digits: 3 1 2", "RESPONSE": "1 2 3"},
+     f"<|im_start|>system\n{alpaca.PREAMBLE}<|im_end|>\n<|im_start|>user\nSort the digits: 3 1 2<|im_end|>\n"
+     "<|im_start|>assistant\n"),
+])
+def test_axolotl_older_instruction_types(make_config, tokenizer, kind, row, text):
+    """Axolotl's prompters.py text, character for character; only the answer and EOS train."""
+    row = one(make_config(datasets=[{"path": "x.jsonl", "type": kind}]), tokenizer, row)
+    assert text_of(tokenizer, row) == "<s>" + text + "1 2 3</s>"
+    assert trained_runs(tokenizer, row) == ["1 2 3</s>"]
+
+
+def test_jeopardy_answers_with_what_is(make_config, tokenizer):
+    cfg = make_config(datasets=[{"path": "x.jsonl", "type": "jeopardy"}])
+    row = one(cfg, tokenizer, {"question": "It sorts.", "category": "ALGORITHMS", "answer": "quicksort"})
+    assert text_of(tokenizer, row) == ("<s>" + alpaca.PREAMBLE_INPUT + "\n\n### Instruction:\nIt sorts.\n\n### Input:\n"
+                                       "ALGORITHMS\n\n### Response:\nwhat is quicksort</s>")
+    assert trained_runs(tokenizer, row) == ["what is quicksort</s>"]
+
+
 def test_train_on_inputs_trains_everything_but_bos(make_config, tokenizer):
     row = one(make_config(train_on_inputs=True), tokenizer, ROW)
     assert row["labels"][1:] == row["input_ids"][1:] and row["labels"][0] == -100

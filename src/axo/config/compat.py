@@ -104,6 +104,19 @@ TABLE: dict[str, Rule] = {
     "gptq_groupsize": mapped("an old GPTQ setting read only with `gptq: true`"),
     "gptq_model_v1": mapped("an old GPTQ setting read only with `gptq: true`"),
     "plugins": mapped("each plugin's keys are read like any other key (see the plugin rows)", _plugins),
+    # --- keys in Axolotl's own example configs that Axolotl never read (it ignores unknown keys) -----
+    "eta_min": mapped("not an Axolotl key: Axolotl ignores it and its cosine decays to 0; axo does the same "
+                      "(a floor is `cosine_min_lr_ratio`)"),
+    "adam_eps": mapped("not an Axolotl key: Axolotl ignores it and AdamW keeps epsilon 1e-8; axo does the same "
+                       "(the key is `adam_epsilon`)"),
+    "torch_dtype": mapped("not an Axolotl key: `bf16` / `fp16` decide the dtype, in Axolotl and in axo"),
+    "test_value": mapped("not an Axolotl key: Axolotl ignores it, so does axo"),
+    "base_model_ignore_patterns": mapped("old Axolotl's download filter; transformers reads only the weight files "
+                                         "it needs"),
+    "sample_packing_seq_len_multiplier": mapped("old Axolotl's multipack batch size; axo sizes packs and "
+                                                "micro-batches itself, `micro_batch_size` x `sequence_len` "
+                                                "tokens each"),
+    "gptq_disable_exllama": mapped("an old GPTQ kernel switch read only with `gptq: true`"),
     # --- speed or memory only ---------------------------------------------------------------------
     **_group("speed", LIGER, "liger_rope", "liger_rms_norm", "liger_rms_norm_gated", "liger_layer_norm",
              "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "liger_fused_linear_cross_entropy",
@@ -274,8 +287,7 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
     "rl": {name: METHOD for name in ("ebft", "gdpo", "gspo", "rloo", "online_dpo", "gkd")},
     "datasets.type": {name: "an older prompt format axo does not write; use `type: alpaca`, a user-defined "
                       "mapping under `type:`, or `type: chat_template`"
-                      for name in ("alpaca:chat", "alpaca:phi", "alpaca_chat", "alpaca_w_system", "jeopardy",
-                                   "oasst", "gpteacher", "reflection", "explainchoice", "concisechoice",
+                      for name in ("alpaca_chat", "alpaca_w_system", "reflection", "explainchoice", "concisechoice",
                                    "summarizetldr", "metharme", "orcamini", "pygmalion", "context_qa",
                                    "alpaca_chat.load_qa", "alpaca_chat.load_concise", "alpaca_chat.load_camel_ai",
                                    "alpaca_w_system.load_open_orca", "creative_acr", "llama2_chat")},

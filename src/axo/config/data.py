@@ -26,6 +26,19 @@ PREFERENCE_TYPES = (
 )
 KTO_TYPES = ("kto", "chatml.ultra", "llama3.ultra")  # ultra: {system, prompt, completion, label}
 STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
+# Axolotl's instruction types, `KIND[:STYLE]` (alpaca:chat, jeopardy, oasst:chatml): all written by the
+# alpaca format (data/formats/alpaca.py holds each kind's columns and each style's text).
+ALPACA_KINDS = ("alpaca", "jeopardy", "oasst", "gpteacher")
+ALPACA_STYLES = ("instruct", "chat", "chatml", "phi")
+
+
+def alpaca_type(name: str) -> tuple[str, str] | None:
+    """`alpaca:chat` -> ("alpaca", "chat"), `jeopardy` -> ("jeopardy", "instruct"); None for other types."""
+    kind, _, style = name.partition(":")
+    style = style or "instruct"
+    return (kind, style) if kind in ALPACA_KINDS and style in ALPACA_STYLES else None
+
+
 EndPolicy = Literal["all", "turn", "last", "none"]
 TRANSFORM_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")  # a dotted path to a row transform
 TRANSFORM = "transform"  # the row type of such a path
@@ -119,6 +132,8 @@ class DatasetConfig(Area):
         if value is None or isinstance(value, (UserDefinedFormat, UserDefinedPreference)) \
                 or value in SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES:
             return value
+        if alpaca_type(value):  # alpaca, alpaca:chat, jeopardy, oasst:chatml...: the alpaca format
+            return value
         if value == "sharegpt":
             raise ValueError(
                 "type 'sharegpt' is replaced by chat_template: use `type: chat_template`, "
@@ -165,6 +180,8 @@ class DatasetConfig(Area):
             return "user_defined"
         if isinstance(self.type, UserDefinedPreference):
             return "user_defined.default"
+        if isinstance(self.type, str) and self.type != "alpaca" and alpaca_type(self.type):
+            return "alpaca"  # Axolotl's older instruction types, written by the alpaca format
         return self.type or "pretokenized"
 
     @property

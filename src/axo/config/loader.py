@@ -178,6 +178,10 @@ def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
         elif value in REFUSED_VALUES.get(key, {}):
             problems.append(f"`{key}: {value}`{at}: {REFUSED_VALUES[key][value]}")
             del out[key]
+    if out.get("cosine_constant_lr_ratio") == 0:  # Axolotl reads 0 as unset: plain cosine to the floor
+        log.info("`cosine_constant_lr_ratio: 0`%s (Axolotl): unset, as Axolotl reads it",
+                 _at(("cosine_constant_lr_ratio",), where))
+        del out["cosine_constant_lr_ratio"]
     if isinstance(out.get("pretraining_dataset"), str):  # Axolotl's first spelling: one path
         log.info("`pretraining_dataset: %s` (old Axolotl): a list of one entry", out["pretraining_dataset"])
         out["pretraining_dataset"] = [{"path": out["pretraining_dataset"]}]
@@ -201,7 +205,8 @@ def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, prob
 
     out = {}
     for key, value in node.items():
-        rule = None if key in known else TABLE.get(prefix + str(key)) or TABLE.get(prefix + str(key)[5:])
+        # FSDP1 spells fsdp_config's keys with an `fsdp_` prefix
+        rule = None if key in known else TABLE.get(prefix + str(key)) or TABLE.get(prefix + str(key).removeprefix("fsdp_"))
         if rule is None or (key == "plugins" and not path):
             out[key] = value
             continue
