@@ -245,7 +245,7 @@ def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
     assert validate({**BASE, "flash_attention": True, "group_by_length": False}).model.attn_implementation
     assert validate({"base_model": "m", "model_type": "AutoModelForSequenceClassification", "num_labels": 1,
                      "reward_model": True, "datasets": [{"path": "p", "type": "bradley_terry.chat_template"}]})
-    for refused in ({"tokenizer_use_mistral_common": True}, {"ebft": {"mode": "strided"}}, {"gptq": True},
+    for refused in ({"ebft": {"mode": "strided"}}, {"gptq": True},
                     {"max_packed_sequence_len": 2048}):
         [msg] = problems(**refused)
         assert msg.startswith(f"`{next(iter(refused))}`") and TABLE[next(iter(refused))].note in msg

@@ -178,9 +178,6 @@ TABLE: dict[str, Rule] = {
              "fp8", "fp8_config", "fp8_enable_fsdp_float8_all_gather", "fsdp_config.mixed_precision_policy"),
     **_group("refused", "keeps norms in fp32 while the rest trains in bf16; axo trains one precision (fp32 on "
              "a CPU, where this holds anyway). Remove it", "fp32_norms", "fp32_norm_classes"),
-    "tokenizer_use_mistral_common": Rule("refused", "Mistral's mistral-common tokenizer is not loaded by axo "
-                                         "yet; its tokens could differ from the model's tokenizer.json. Remove it "
-                                         "to train with the Hugging Face tokenizer"),
     "gptq": Rule("refused", "GPTQ checkpoints need CUDA kernels (gptqmodel) that axo does not drive yet; load the "
                  "unquantized model with `load_in_4bit: true, adapter: qlora`"),
     "trainer_cls": Rule("refused", "a custom trainer class would replace what axo trains; axo's trainers are its "

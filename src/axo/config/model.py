@@ -74,6 +74,10 @@ class ModelConfig(Area):
     tokens: list[str] | None = Field(None, description="New tokens to add to the vocabulary (embeddings are resized).")
     tokenizer_use_fast: bool = Field(
         True, description="The fast (Rust) tokenizer; axo needs it to place label masks exactly.")
+    tokenizer_use_mistral_common: bool = Field(
+        False, description="Mistral's own tokenizer (tekken.json, through the mistral-common package): axo trains "
+        "with the fast tokenizer transformers builds from it and the chat template mistral-common writes, and "
+        "checks at load that they encode a conversation to exactly mistral-common's token ids.")
     tokenizer_legacy: bool | None = Field(
         None, description="SentencePiece tokenizers' `legacy` mode (how text after special tokens is split).")
     resize_token_embeddings_to_32x: bool = Field(

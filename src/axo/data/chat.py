@@ -4,6 +4,7 @@ model chats with, and the one TRL renders preference rows with), and the tokens 
 at. Tokenization, the prepared-data fingerprint, the saved generation config and inference all read
 this one object."""
 
+import logging
 from dataclasses import dataclass
 
 from axo.config import Config
@@ -11,6 +12,8 @@ from axo.config.data import DatasetConfig
 from axo.data.formats.base import Context
 from axo.data.templates import end_of_turn_tokens, resolve_template
 from axo.errors import AxoError
+
+log = logging.getLogger("axo")
 
 # Row type families whose rows are conversations, rendered with a chat template.
 CHAT_FAMILIES = ("chat_template", "chatml", "llama3", "bradley_terry", "kto")
@@ -72,8 +75,35 @@ def setup_chat(cfg: Config, tokenizer, processor=None) -> ChatSetup:
     if not cfg.method.axo_batches:
         _one_template_for_the_library(cfg, chats, tokenizer)
     first = next((c for c in chats["datasets"] if c.template), Chat())
+    if cfg.model.tokenizer_use_mistral_common:
+        check_mistral_common(cfg, tokenizer, first.template or tokenizer.chat_template)
     stop = (tokenizer.eos_token,) + tuple(t for t in first.eot if t != tokenizer.eos_token)
     return ChatSetup(chats["datasets"], chats["test_datasets"], tuple(t for t in stop if t))
+
+
+# A conversation with what tokenizers disagree on: a system turn, several turns, digits, trailing
+# and double spaces, non-ASCII text, a newline inside an answer.
+PROBE = [{"role": "system", "content": "You sort digits, briefly."},
+         {"role": "user", "content": "Sort: 3 1 2 "}, {"role": "assistant", "content": "1 2 3"},
+         {"role": "user", "content": "Und jetzt:  9 8 – schön?"}, {"role": "assistant", "content": "8 9\nfertig, ünï."}]
+
+
+def check_mistral_common(cfg: Config, tokenizer, template: str | None) -> None:
+    """`tokenizer_use_mistral_common`: the run's tokenizer and template must encode a conversation to
+    exactly the ids mistral-common's own encoder gives, else training would teach another format."""
+    from axo.model.tokenizer import mistral_reference
+
+    mine = tokenizer.apply_chat_template(PROBE, chat_template=template, tokenize=True, return_dict=False)
+    theirs = mistral_reference(cfg).apply_chat_template(PROBE, tokenize=True, return_dict=False)
+    if list(mine) != list(theirs):
+        at = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+        raise AxoError("`tokenizer_use_mistral_common`: the run's chat template and tokenizer encode a "
+                       f"conversation differently from mistral-common, from token {at} on "
+                       f"({tokenizer.decode(mine[at:at + 8])!r} instead of {tokenizer.decode(theirs[at:at + 8])!r}). "
+                       "Fix: remove `chat_template` (and any per-dataset template) so the one mistral-common writes "
+                       "is used.")
+    log.info("tokenizer_use_mistral_common: the run's tokenizer and chat template encode conversations exactly as "
+             "mistral-common does (%d-token probe)", len(theirs))
 
 
 def context(cfg: Config, chat: ChatSetup, list_key: str, index: int, tokenizer, processor=None) -> Context:

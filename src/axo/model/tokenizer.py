@@ -18,10 +18,15 @@ def load_tokenizer(cfg: Config):
     if cls is None:
         raise AxoError(f"`tokenizer_type`: transformers has no class {m.tokenizer_type!r}; use AutoTokenizer.")
     key = "tokenizer_config" if m.tokenizer_config else "base_model"
-    legacy = {} if m.tokenizer_legacy is None else {"legacy": m.tokenizer_legacy}
-    tokenizer = from_source(key, m.tokenizer_path, lambda: cls.from_pretrained(
-        m.tokenizer_path, trust_remote_code=m.trust_remote_code,
-        revision=None if m.tokenizer_config else m.model_revision, **legacy))
+    kwargs = {} if m.tokenizer_legacy is None else {"legacy": m.tokenizer_legacy}
+    if cls is transformers.AutoTokenizer:  # with mistral-common installed, transformers would pick its
+        kwargs["mistral_format"] = False   # backend for a tekken.json folder: no offsets, no masks
+    if m.tokenizer_use_mistral_common:
+        tokenizer = from_source(key, m.tokenizer_path, lambda: mistral_common_tokenizer(cfg))
+    else:
+        tokenizer = from_source(key, m.tokenizer_path, lambda: cls.from_pretrained(
+            m.tokenizer_path, trust_remote_code=m.trust_remote_code,
+            revision=None if m.tokenizer_config else m.model_revision, **kwargs))
     tokenizer = _rename_added_tokens(tokenizer, m.added_tokens_overrides or {})
     if m.special_tokens:
         tokenizer.add_special_tokens({k: v for k, v in m.special_tokens.model_dump().items() if v})
@@ -38,6 +43,49 @@ def load_tokenizer(cfg: Config):
         log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
     tokenizer.padding_side = "right"
     return tokenizer  # its chat template is the run's, set by axo.data.chat.setup_chat
+
+
+def mistral_common_tokenizer(cfg: Config):
+    """`tokenizer_use_mistral_common`: the fast tokenizer transformers builds from the folder's
+    tekken.json, with the chat template mistral-common writes for it (unless the folder has its own
+    chat_template.jinja). axo places label masks by character offsets, which mistral-common's own
+    backend does not give; axo.data.chat checks that the two encode conversations identically."""
+    from transformers.integrations.mistral import convert_tekken_tokenizer
+
+    _require_mistral_common()
+    return convert_tekken_tokenizer(mistral_file(cfg))
+
+
+def mistral_reference(cfg: Config):
+    """mistral-common's own encoder for the folder's tekken.json, in fine-tuning mode (a
+    conversation may end with the assistant's answer)."""
+    from transformers import AutoTokenizer
+
+    _require_mistral_common()
+    from pathlib import Path
+
+    return AutoTokenizer.from_pretrained(str(Path(mistral_file(cfg)).parent), mistral_format=True, mode="finetuning")
+
+
+def mistral_file(cfg: Config) -> str:
+    from transformers.utils import cached_file
+
+    m = cfg.model
+    found = cached_file(m.tokenizer_path, "tekken.json", revision=None if m.tokenizer_config else m.model_revision,
+                        _raise_exceptions_for_missing_entries=False)
+    if found is None:
+        raise AxoError(f"`tokenizer_use_mistral_common`: {m.tokenizer_path!r} has no tekken.json (Mistral's "
+                       "tokenizer file). Fix: point `base_model` (or `tokenizer_config`) at a Mistral folder that "
+                       "has it, or remove the key to use the folder's tokenizer.json.")
+    return found
+
+
+def _require_mistral_common() -> None:
+    from importlib.util import find_spec
+
+    if find_spec("mistral_common") is None:
+        raise AxoError("`tokenizer_use_mistral_common` needs the mistral-common package. Fix: "
+                       "pip install 'axo[mistral]' (or pip install mistral-common).")
 
 
 def _rename_added_tokens(tokenizer, overrides: dict[int, str]):

@@ -33,7 +33,7 @@ def segments(row: dict, ctx: Context) -> list[Segment]:
         if not full.startswith(upto):
             raise RowError(ctx.ds.field_messages, "the chat template renders the start of this "
                            "conversation differently from the whole", "Use a template whose turns only append text.")
-        body_start, body_end = _body(full, messages, i, turn_start, turn_end, render, ctx)
+        body_start, body_end = _body(full, messages, i, turn_start, turn_end, render, ctx, train)
         if train:
             spans.append((body_start, body_end))
         spans += _end_markers(full, body_end, turn_end, train, i == len(messages) - 1, ctx)
@@ -93,8 +93,9 @@ def _renderer(ctx: Context, tools):
     return lambda messages, generation_prompt=False: render(ctx, messages, tools, generation_prompt)
 
 
-def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, ctx) -> tuple[int, int]:
-    """Where turn i's trainable text starts and ends."""
+def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, ctx, train: bool) -> tuple[int, int]:
+    """Where turn i's trainable text starts and ends. A message that does not train need not be
+    found: templates that fold the system text into a user turn (Mistral, Gemma) write it elsewhere."""
     message = messages[i]
     if message["role"] == "assistant" and i > 0:
         head = render(messages[:i], generation_prompt=True)
@@ -107,8 +108,8 @@ def _body(full: str, messages, i: int, turn_start: int, turn_end: int, render, c
         at = full.find(candidate, turn_start, turn_end) if candidate else -1
         if at >= 0:
             return at, at + len(candidate)
-    if message.get("tool_calls") or not content:
-        return turn_start, turn_start  # nothing locatable to train: an empty body
+    if message.get("tool_calls") or not content or not train:
+        return turn_start, turn_start  # nothing locatable to train, or nothing to train: an empty body
     raise RowError(f"{ctx.ds.field_messages}[{i}]", "the chat template changes this message's text, so "
                    "its tokens cannot be located", "Use a template that writes message content as is.")
 
