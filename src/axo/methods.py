@@ -68,7 +68,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            reference_model=True),
     Method("reward", "reward model (Bradley-Terry)", PREFERENCE_TYPES, ("sequence_classification",),
            "axo.train.preference", "trl:RewardTrainer", "axo.train.trl_args:to_reward_config",
-           "axo.data.preference:PairRows", ("max_prompt_len",), truncates=False, generates=False),
+           "axo.data.preference:PairRows", ("max_prompt_len", "center_rewards_coefficient"), truncates=False,
+           generates=False),
     Method("process_reward", "process reward model", STEPWISE_TYPES, ("token_classification",),
            "axo.train.process_reward", "transformers:Trainer", "axo.train.args:to_training_args",
            "axo.data.stepwise:StepRows", generates=False),
@@ -88,6 +89,8 @@ METHOD_OPTIONS = tuple(dict.fromkeys(key for m in METHODS.values() for key in m.
 # axo's batching and label keys, refused for methods whose library trainer builds its own batches.
 SFT_ONLY_KEYS = ("sample_packing", "eval_sample_packing", "sample_packing_sequentially", "pad_to_sequence_len",
                 "pretraining_dataset", "train_on_inputs")
+# Of those, the ones that only shape batches (packing is exact): skipped with a warning elsewhere.
+BATCHING_KEYS = ("sample_packing", "eval_sample_packing", "sample_packing_sequentially", "pad_to_sequence_len")
 
 
 def method_name(rl) -> str:

@@ -120,6 +120,16 @@ def test_training_keys_reach_training_arguments(make_config):
     assert "`group_by_length`" in problems(group_by_length=True, sample_packing=True)[0]
 
 
+def test_reward_centering_reaches_trl(make_config):
+    from axo.train.trl_args import to_reward_config
+
+    cfg = make_config(reward_model=True, model_type="AutoModelForSequenceClassification", num_labels=1,
+                      center_rewards_coefficient=0.01,
+                      datasets=[{"path": "p.jsonl", "type": "bradley_terry.chat_template"}])
+    assert to_reward_config(cfg, "fp32", has_eval=False).center_rewards_coefficient == 0.01
+    assert "`center_rewards_coefficient`" in problems(center_rewards_coefficient=0.01)[0]  # SFT has no rewards
+
+
 def test_tracker_keys(make_config, tmp_path):
     lg = make_config(wandb_project="p", wandb_watch="gradients", wandb_log_model="end", wandb_run_id="r1",
                      hf_mlflow_log_artifacts=True).logging

@@ -220,8 +220,8 @@ def test_preference_config_checks(tmp_path):
     assert "rows train `rl: dpo`, `rl: ipo`, `rl: orpo`, `rl: simpo`, `reward_model: true`" in msg
     [msg] = problems(write(tmp_path, BASE + "rl: dpo\n"))
     assert "`datasets[0].type` (line 4): `alpaca` is not a row format of `rl: dpo`" in msg
-    [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsample_packing: true\n"))
-    assert "`sample_packing` (line 6): does not apply to `rl: dpo`: its trainer builds its own batches" in msg
+    [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrain_on_inputs: true\n"))
+    assert "`train_on_inputs` (line 6): does not apply to `rl: dpo`: its trainer builds its own batches" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\nsimpo_gamma: 0.5\n"))
     assert "`simpo_gamma` (line 6): does nothing with `rl: dpo` (it is read by simpo)" in msg
     [msg] = problems(write(tmp_path, pairs.replace("chat_template.default", "bradley_terry.chat_template")
@@ -255,14 +255,14 @@ def test_a_typo_and_five_cross_field_mistakes_are_all_reported_with_their_lines(
         "warmup_ratio: 0.1",                # 8: both warmups
         "eval_steps: 5",                    # 9: nothing to evaluate
         "load_in_4bit: true",               # 10: a 4-bit base needs qlora
-        "sample_packing: true",             # 11: DPO batches its own way
+        "train_on_inputs: true",            # 11: DPO decides its own labels
         "loraplus_lr_ratio: 16",            # 12: LoRA+ without an adapter
     ]) + "\n")
     msgs = problems(path)
     expected = ["`learning_rat` (line 6): unknown key; did you mean `learning_rate`?",
                 "`warmup_ratio` (line 8): set either", "`eval_steps` (line 9): there is nothing to evaluate on",
                 "`load_in_4bit` (line 10): needs `adapter: qlora`",
-                "`sample_packing` (line 11): does not apply to `rl: dpo`",
+                "`train_on_inputs` (line 11): does not apply to `rl: dpo`",
                 "`loraplus_lr_ratio` (line 12): needs `adapter: lora`",
                 "`datasets[0].type` (line 5): `alpaca` is not a row format of `rl: dpo`"]
     for start in expected:
@@ -276,6 +276,18 @@ def test_runtime_refusals_that_are_config_rules(tmp_path):
                           "loraplus_lr_ratio: 4\noptimizer: adafactor\n"))
     assert any(m.startswith("`reinit_weights` (line 5): builds fresh weights") for m in msgs), msgs
     assert any(m.startswith("`optimizer` (line 9): `loraplus_lr_ratio` builds an AdamW optimizer") for m in msgs)
+
+
+def test_batching_keys_under_other_methods_are_skipped_with_a_warning(tmp_path, caplog):
+    """Packing is exact, so a trainer that builds its own batches learns the same without it (an
+    Axolotl key of class 3: one warning, the run goes on)."""
+    pairs = "base_model: m\nrl: dpo\ndatasets:\n  - path: p.jsonl\n    type: chat_template.default\n"
+    with caplog.at_level("WARNING", logger="axo"):
+        cfg = load(write(tmp_path, pairs + "sample_packing: true\npad_to_sequence_len: true\n"))
+    assert cfg.method.name == "dpo"
+    assert "`sample_packing` (line 6) is skipped: does not apply to `rl: dpo`: its trainer builds its own " \
+           "batches, each padded to its longest row. What is learned does not change." in caplog.text
+    assert "`pad_to_sequence_len` (line 7) is skipped" in caplog.text
 
 
 def test_keys_of_sft_labels_under_other_methods_are_errors(tmp_path):

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict
 Problem = tuple[tuple, str]
 
 
+class Skipped(str):
+    """A problem's message for a key that only buys speed or memory this run cannot use (Axolotl
+    keys' class 3): the loader logs it as a warning and the run goes on; what is learned is the same."""
+
+
 class Area(BaseModel):
     """One area of the config. Unknown fields are the loader's job to report; here they are forbidden.
 

@@ -206,7 +206,6 @@ TABLE: dict[str, Rule] = {
                                  "write them into `chat_template_jinja`"),
     "max_packed_sequence_len": Rule("refused", "Axolotl's old packing length; axo packs to `sequence_len` with "
                                     "`sample_packing: true`"),
-    "center_rewards_coefficient": Rule("refused", "reward centering is not passed to TRL by axo yet"),
     **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",
              "dpo_loss_weights", "dpo_norm_loss", "dpo_use_weighting", "rpo_alpha", "dpo_generate_during_eval"),
     **_group("refused", "benchmark evaluation (lm-eval, bench sets) is not in axo yet (the results you asked for "

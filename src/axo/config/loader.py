@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, axolotl_keys, is_off, rename_dataset_aliases
+from axo.config.base import Skipped
 from axo.config.data import DatasetConfig
 from axo.config.root import AREAS, KEY_AREA, Config, cross_area_problems
 from axo.errors import ConfigError
@@ -116,7 +117,12 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
             problems += _describe_all(err, raw, where)
     # Cross-field rules of every valid area, and those across areas whose areas are all valid.
     found = [p for area in areas.values() for p in area.problems()] + cross_area_problems(areas)
-    problems += [_describe(path, message, where) for path, message in found]
+    for path, message in found:
+        if isinstance(message, Skipped):
+            log.warning("`%s`%s is skipped: %s. What is learned does not change.", dotted(path), _at(path, where),
+                        message)
+        else:
+            problems.append(_describe(path, message, where))
     if problems:
         raise ConfigError(sorted(problems, key=_line_number), source=source)
     return Config(**areas)

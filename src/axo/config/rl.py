@@ -83,6 +83,9 @@ class RLConfig(Area):
     max_prompt_len: int | None = Field(
         None, gt=0, description="Drop (and count) rows whose prompt is longer than this many tokens."
     )
+    center_rewards_coefficient: float | None = Field(
+        None, ge=0, description="Reward models: weight of the penalty on the mean reward, which keeps rewards "
+        "centred on 0 (TRL's RewardConfig).")
     reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
     process_reward_model: bool = Field(
         False, description="Train a process reward model (a token classifier scoring each reasoning step)."

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from axo.config.adapter import AdapterConfig
-from axo.config.base import Area, Problem
+from axo.config.base import Area, Problem, Skipped
 from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
@@ -17,7 +17,7 @@ from axo.config.parallel import ParallelConfig
 from axo.config.quantization import QuantizationConfig
 from axo.config.rl import RLConfig
 from axo.config.training import TrainingConfig
-from axo.methods import METHODS, SFT_ONLY_KEYS, Method, method_name, training_name
+from axo.methods import BATCHING_KEYS, METHODS, SFT_ONLY_KEYS, Method, method_name, training_name
 
 
 class Config(BaseModel):
@@ -81,9 +81,12 @@ def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig
 def _image_rows(model: ModelConfig, data: DataConfig) -> Iterator[Problem]:
     if model.task != "image_text_to_text":
         return
-    for key in ("sample_packing", "pretraining_dataset"):
-        if getattr(data, key):
-            yield (key,), "does not apply to image-text-to-text models (they train whole conversations); remove it"
+    if data.sample_packing:
+        yield ("sample_packing",), Skipped("image-text rows are not packed yet; each conversation trains whole, "
+                                           "padded to the longest of its micro-batch")
+    if data.pretraining_dataset:
+        yield ("pretraining_dataset",), ("does not apply to image-text-to-text models (they train whole "
+                                         "conversations); remove it")
     if data.excess_length_strategy == "truncate":
         yield ("excess_length_strategy",), ("`truncate` would cut image tokens apart; image-text rows can only be "
                                             "dropped or refused (drop, raise)")
@@ -103,7 +106,12 @@ def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> 
         yield ("model_type",), _wrong_task(model, method, training)
     if not method.axo_batches:
         for key in SFT_ONLY_KEYS:
-            if getattr(data, key) not in (None, False):
+            if getattr(data, key) in (None, False):
+                continue
+            if key in BATCHING_KEYS:  # packing is exact, so without it only speed and memory change
+                yield (key,), Skipped(f"does not apply to {training}: its trainer builds its own batches, each "
+                                      "padded to its longest row")
+            else:
                 yield (key,), f"does not apply to {training}: its trainer builds its own batches; remove it"
     for list_key in ("datasets", "test_datasets") if not method.axo_batches else ():
         for i, ds in enumerate(getattr(data, list_key) or []):

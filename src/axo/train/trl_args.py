@@ -61,7 +61,8 @@ def to_simpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None
 def to_reward_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
     from trl import RewardConfig
 
-    return RewardConfig(**_common(cfg, precision, has_eval, tf32))
+    return RewardConfig(**_common(cfg, precision, has_eval, tf32),
+                        **_set(center_rewards_coefficient=cfg.rl.center_rewards_coefficient))
 
 
 def _completion_length(cfg: Config) -> int | None:
