@@ -205,3 +205,29 @@ def test_a_model_family_template_is_the_tokenizers_own_when_it_is_of_that_family
     assert setup_chat(cfg, tokenizer).datasets[0].template == THINKING
     with pytest.raises(AxoError, match="`chat_template: gemma3`: this tokenizer's own template is not a gemma3 one"):
         setup_chat(make_config(chat_template="gemma3", datasets=[{"path": "x", "type": "chat_template"}]), tokenizer)
+
+
+EFFORT = ("{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}"
+          "{%- if m.role == 'assistant' and reasoning_effort is defined %}{{- '[' + reasoning_effort + '] ' }}{%- endif %}"
+          "{{- m.content + '<|im_end|>\\n' }}{%- endfor %}"
+          "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
+
+def test_chat_template_kwargs_reach_every_rendering(chat, make_config):
+    """Axolotl's `chat_template_kwargs` (reasoning_effort, enable_thinking...): the template sees them
+    in SFT rows, in preference rows (TRL reads them from each row) and in GRPO's config."""
+    from axo.data.chat import context, setup_chat
+    from axo.data.preference import PairRows
+
+    build, tok = chat
+    top = {"chat_template": "jinja", "chat_template_jinja": EFFORT, "chat_template_kwargs": {"reasoning_effort": "low"}}
+    row = run(build(top=top), tok, {"messages": CONVERSATION[1:3]})
+    assert trained_runs(tok, row) == ["[low] 1 2 3<|im_end|>"]
+    plain = run(build(top={**top, "chat_template_kwargs": None}), tok, {"messages": CONVERSATION[1:3]})
+    assert trained_runs(tok, plain) == ["1 2 3<|im_end|>"]
+
+    cfg = make_config(rl="dpo", datasets=[{"path": "p.jsonl", "type": "chat_template.default"}], **top)
+    pairs = PairRows(cfg, context(cfg, setup_chat(cfg, tok), "datasets", 0, tok))
+    pair = pairs.read({"messages": CONVERSATION[1:2], "chosen": "1 2 3", "rejected": "3 2 1"})
+    assert pair["chat_template_kwargs"] == {"reasoning_effort": "low"} and "chat_template_kwargs" in pairs.columns(None)
+    assert pair["chosen_len"] == len(tok("[low] 1 2 3<|im_end|>\n", add_special_tokens=False)["input_ids"])

@@ -59,6 +59,9 @@ def test_grpo_mapping_carries_rollout_loss_and_vllm_options():
         (4, 16, 0.7, 0.0, 0.3)
     assert (args.loss_type, args.scale_rewards, args.mask_truncated_completions) == ("dr_grpo", "batch", True)
     assert (args.use_vllm, args.vllm_mode, args.vllm_server_port) == (True, "server", 8123)
+    kwargs = "chat_template_kwargs: {enable_thinking: false}\n"
+    assert to_grpo_config(load(write(text + kwargs)), "fp32", has_eval=False).chat_template_kwargs == \
+        {"enable_thinking": False}  # the top-level variables, as SFT and preference rows get them
 
 
 def test_vllm_serve_without_vllm_is_a_clear_error():

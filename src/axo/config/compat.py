@@ -202,8 +202,6 @@ TABLE: dict[str, Rule] = {
     "image_size": Rule("refused", "resizing images is not in axo yet; the processor's own size is used"),
     "image_resize_algorithm": Rule("refused", "resizing images is not in axo yet; the processor's own size is used"),
     "processor_kwargs": Rule("refused", "processor options are not in axo yet"),
-    "chat_template_kwargs": Rule("refused", "template variables (enable_thinking...) are not passed by axo yet; "
-                                 "write them into `chat_template_jinja`"),
     "max_packed_sequence_len": Rule("refused", "Axolotl's old packing length; axo packs to `sequence_len` with "
                                     "`sample_packing: true`"),
     **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",

@@ -1,7 +1,7 @@
 """Where the training data comes from and how it is turned into tokens and labels."""
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -248,6 +248,9 @@ class DataConfig(Area):
     default_system_message: str | None = Field(
         None, description="chat_template: system message added to conversations that have none."
     )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, description="Variables every chat-template rendering gets, e.g. {enable_thinking: false} or "
+        "{reasoning_effort: low}: in SFT rows, preference rows (TRL reads them per row) and GRPO prompts.")
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after mixing the datasets.")
     curriculum_sampling: bool = Field(
         False, description="Train the rows in the order of the data (no shuffling, a sequential sampler).")

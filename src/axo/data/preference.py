@@ -87,10 +87,10 @@ class PairRows(RowKind):
     ANSWERS = ("chosen", "rejected")
 
     def columns(self, raw) -> list[str]:
-        return ["prompt", *self.ANSWERS]
+        return ["prompt", *self.ANSWERS] + (["chat_template_kwargs"] if self._template_kwargs else [])
 
     def read(self, row: dict) -> dict:
-        return self.measure(to_trl_row(row, self.ctx.ds, self.ctx))
+        return self.measure(self._with_kwargs(to_trl_row(row, self.ctx.ds, self.ctx)))
 
     def measure(self, row: dict) -> dict:
         prompt = len(self._tokens(row["prompt"], prompt=True))
@@ -103,7 +103,15 @@ class PairRows(RowKind):
         if isinstance(value, str):
             return tokenizer(value)["input_ids"]
         return tokenizer.apply_chat_template(value, chat_template=self.ctx.template, add_generation_prompt=prompt,
-                                             tokenize=True, return_dict=False)
+                                             tokenize=True, return_dict=False, **self._template_kwargs)
+
+    @property
+    def _template_kwargs(self) -> dict:
+        return self.ctx.data.chat_template_kwargs or {}
+
+    def _with_kwargs(self, row: dict) -> dict:
+        """TRL renders each conversational row with the row's own `chat_template_kwargs`."""
+        return {**row, "chat_template_kwargs": self._template_kwargs} if self._template_kwargs else row
 
     def truncate(self, row: dict, limit: int) -> dict | None:
         """TRL cuts the sequences to `max_length` (= sequence_len) from the end, keeping the prompt's
@@ -124,10 +132,10 @@ class KTORows(PairRows):
     ANSWERS = ("completion",)
 
     def columns(self, raw) -> list[str]:
-        return ["prompt", "completion", "label"]
+        return ["prompt", "completion", "label"] + (["chat_template_kwargs"] if self._template_kwargs else [])
 
     def read(self, row: dict) -> dict:
-        return self.measure(to_kto_row(row))
+        return self.measure(self._with_kwargs(to_kto_row(row)))
 
 
 def _join(prompt, answer, eos: str):

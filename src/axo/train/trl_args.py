@@ -80,4 +80,6 @@ def to_grpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None)
         scale_rewards=o.scale_rewards, mask_truncated_completions=o.mask_truncated_completions,
         log_completions=o.log_completions, reward_weights=o.reward_weights, vllm_mode=o.vllm_mode,
         vllm_server_host=o.vllm_server_host, vllm_server_port=o.vllm_server_port,
-        **{key: getattr(o, key) for key in GRPO_PASSTHROUGH}))
+        **{key: getattr(o, key) for key in GRPO_PASSTHROUGH if key != "chat_template_kwargs"},
+        # the top-level variables (the ones SFT and preference rows get), unless trl: names its own
+        **{"chat_template_kwargs": o.chat_template_kwargs or cfg.data.chat_template_kwargs}))

@@ -86,7 +86,8 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
 def render(ctx: Context, messages: list[dict], tools=None, generation_prompt: bool = False) -> str:
     """A conversation as the dataset's template writes it."""
     return ctx.tokenizer.apply_chat_template(messages, tools=tools, chat_template=ctx.template, tokenize=False,
-                                             add_generation_prompt=generation_prompt)
+                                             add_generation_prompt=generation_prompt,
+                                             **(ctx.data.chat_template_kwargs or {}))
 
 
 def _renderer(ctx: Context, tools):
