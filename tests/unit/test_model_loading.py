@@ -82,8 +82,10 @@ def test_gpu_only_kernels_fall_back_to_the_same_math_on_cpu(make_config, caplog)
 
 
 def test_an_optimizer_whose_package_is_missing_is_named(make_config):
-    with pytest.raises(AxoError, match="`optimizer: schedule_free_adamw` needs `pip install schedulefree`"):
-        check_backends(make_config(optimizer="schedule_free_adamw"))
+    with pytest.raises(AxoError, match="`optimizer: adamw_anyprecision` needs `pip install torchdistx`"):
+        check_backends(make_config(optimizer="adamw_anyprecision"))  # not on PyPI, so never installed here
+    with pytest.raises(AxoError, match="`optimizer: adalomo` runs only on a CUDA GPU"):
+        check_backends(make_config(optimizer="adalomo"))
     check_backends(make_config(optimizer="adamw_torch_8bit"))
 
 

@@ -117,7 +117,9 @@ def liger_available(asked: bool) -> bool:
 OPTIMIZER_NEEDS = {"schedule_free": ("schedulefree", "schedulefree"), "galore": ("galore_torch", "galore-torch"),
                    "apollo": ("apollo_torch", "apollo-torch"), "grokadamw": ("grokadamw", "grokadamw"),
                    "lomo": ("lomo_optim", "lomo-optim"), "adalomo": ("lomo_optim", "lomo-optim"),
-                   "adamw_anyprecision": ("torchdistx", "torchdistx")}
+                   "adamw_anyprecision": ("torchdistx", "torchdistx"), "stable_adamw": ("optimi", "torch-optimi")}
+# optimizers whose implementation asserts CUDA (bitsandbytes' 8-bit GaLore, AdaLomo's kernels)
+CUDA_OPTIMIZERS = ("adalomo", "galore_adamw_8bit", "galore_adamw_8bit_layerwise")
 
 
 TRACKERS = {"mlflow": "mlflow", "wandb": "wandb", "tensorboard": "tensorboard", "swanlab": "swanlab",
@@ -136,8 +138,16 @@ def check_backends(cfg: Config) -> None:
     for prefix, (module, package) in OPTIMIZER_NEEDS.items():
         if cfg.train.optimizer.startswith(prefix) and importlib.util.find_spec(module) is None:
             raise AxoError(f"`optimizer: {cfg.train.optimizer}` needs `pip install {package}`, which is not "
-                           "installed; another optimizer would learn differently. Fix: install it, or pick "
-                           "adamw_torch.")
+                           "installed; another optimizer would learn differently. Fix: install it (`pip install "
+                           "'axo[optimizers]'` has them all), or pick adamw_torch.")
+    if cfg.train.optimizer in CUDA_OPTIMIZERS and not cuda:
+        raise AxoError(f"`optimizer: {cfg.train.optimizer}` runs only on a CUDA GPU (its package asserts CUDA), and "
+                       "this machine has none. Fix: a CUDA machine, or the same optimizer without 8-bit states "
+                       "(galore_adamw, lomo) here.")
+    if cfg.train.optimizer == "galore_adafactor_layerwise":
+        raise AxoError("`optimizer: galore_adafactor_layerwise`: transformers builds it with both a learning rate and "
+                       "Adafactor's relative step, which Adafactor refuses. Fix: galore_adafactor (one optimizer for "
+                       "the whole model) or galore_adamw_layerwise.")
     hub = [f"`{k}: {v}`" for k, v in (("hub_model_id", cfg.train.hub_model_id),
                                       ("push_dataset_to_hub", cfg.data.push_dataset_to_hub)) if v]
     if hub:
