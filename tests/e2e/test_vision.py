@@ -95,3 +95,27 @@ def test_vision_language_sft_learns(make_config, tiny_vlm, colour_rows):
     from transformers import AutoModelForImageTextToText
 
     assert type(AutoModelForImageTextToText.from_pretrained(out)).__name__ == "LlavaForConditionalGeneration"
+
+
+@pytest.mark.parametrize("adapter", [None, "lora"])
+def test_freeze_mm_modules_keeps_the_vision_side_as_loaded(make_config, tiny_vlm, colour_rows, adapter):
+    from transformers import AutoModelForImageTextToText
+
+    lora = {"adapter": "lora", "lora_r": 4, "lora_alpha": 8, "lora_target_linear": True} if adapter else {}
+    cfg = make_config(base_model=str(tiny_vlm), model_type="AutoModelForImageTextToText", freeze_mm_modules=True,
+                      datasets=[{"path": str(colour_rows), "type": "chat_template"}], max_steps=3,
+                      micro_batch_size=4, learning_rate=1e-2, **lora)
+    train(cfg)
+    out = Path(cfg.train.output_dir)
+    if adapter:
+        from peft import PeftModel
+
+        trained = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(tiny_vlm), out).merge_and_unload()
+    else:
+        trained = AutoModelForImageTextToText.from_pretrained(out)
+    before = dict(AutoModelForImageTextToText.from_pretrained(tiny_vlm).named_parameters())
+    after = dict(trained.named_parameters())
+    vision = [n for n in before if "vision_tower" in n or "multi_modal_projector" in n]
+    language = [n for n in before if "language_model" in n and n.endswith("proj.weight")]
+    assert vision and all(torch.equal(before[n], after[n]) for n in vision)
+    assert any(not torch.equal(before[n], after[n]) for n in language)

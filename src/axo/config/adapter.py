@@ -32,6 +32,9 @@ class AdapterConfig(Area):
     unfrozen_parameters: list[str] | None = Field(
         None, description="Full fine-tune only these parameters (regular expressions on their names)."
     )
+    freeze_mm_modules: bool = Field(
+        False, description="Image-text models: keep the vision (or audio) tower and its projector as loaded; only "
+        "the language model trains (its LoRA, with an adapter).")
     lora_target_parameters: list[str] | None = Field(
         None, description="Parameters (not modules) to adapt, e.g. MoE expert weights: peft's target_parameters.")
     lora_fan_in_fan_out: bool = Field(False, description="The layer stores its weight as (in, out), e.g. GPT-2's Conv1D.")

@@ -66,7 +66,33 @@ def linear_module_names(model) -> list[str]:
 
 def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     """The model to train: itself (possibly partly frozen) for a full fine-tune, or wrapped in a
-    PEFT adapter."""
+    PEFT adapter; with `freeze_mm_modules`, nothing of the vision or audio side trains."""
+    model = _apply_adapter(model, cfg, new_token_ids)
+    if cfg.lora.freeze_mm_modules:
+        freeze_multimodal(model)
+    return model
+
+
+# Module names that hold a multimodal model's encoders and projectors (Llava, Qwen2-VL, Gemma 3,
+# mllama, Idefics, Voxtral...): a parameter trains with `freeze_mm_modules` only if none is in its path.
+MULTIMODAL_MODULES = ("vision_tower", "vision_model", "vision_encoder", "embed_vision", "multi_modal_projector",
+                      "visual", "audio_tower", "audio_model", "embed_audio")
+
+
+def freeze_multimodal(model) -> int:
+    frozen = 0
+    for name, param in model.named_parameters():
+        if param.requires_grad and any(part in MULTIMODAL_MODULES for part in name.split(".")):
+            param.requires_grad = False
+            frozen += param.numel()
+    if not frozen:
+        raise AxoError("`freeze_mm_modules`: this model has no trainable vision or audio modules (none named "
+                       + ", ".join(MULTIMODAL_MODULES) + "). Fix: remove the key.")
+    log.info("freeze_mm_modules: %s parameters of the vision/audio modules stay as loaded", f"{frozen:,}")
+    return frozen
+
+
+def _apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     a = cfg.lora
     checkpointing = bool(cfg.train.gradient_checkpointing)
     if a.adapter is None:
