@@ -209,8 +209,7 @@ TABLE: dict[str, Rule] = {
              "would be missing)", "lm_eval_tasks", "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
              "do_bench_eval", "bench_dataset", "bench_split"),
     **_group("refused", "generating samples during training is not in axo yet (the samples you asked for would be "
-             "missing)", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens", "eval_table_size",
-             "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
+             "missing); `do_causal_lm_eval` generates and scores answers at each eval", "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
              "generation_top_k", "generation_top_p", "generation_do_sample", "generation_prompt_ratio",
              "generation_interval", "generation_steps", "generation_max_length"),
     **_group("refused", "this tracker option is not passed by axo yet (what you asked to be logged would be "

@@ -58,13 +58,20 @@ KEY_AREA: dict[str, str] = {
 def _eval_needs_data(train: TrainingConfig, data: DataConfig) -> Iterator[Problem]:
     if data.has_eval:
         return
-    for key in ("eval_steps", "early_stopping_patience", "load_best_model_at_end"):
+    for key in ("eval_steps", "early_stopping_patience", "load_best_model_at_end", "do_causal_lm_eval"):
         if getattr(train, key):
             yield (key,), (f"there is nothing to evaluate on: set `val_set_size` or `test_datasets`, or remove "
                            f"`{key}`")
     if train.save_strategy == "best" or train.eval_strategy in ("steps", "epoch"):
         key = "save_strategy" if train.save_strategy == "best" else "eval_strategy"
         yield (key,), "there is nothing to evaluate on: set `val_set_size` or `test_datasets`"
+
+
+def _generation_eval_needs_sft(train: TrainingConfig, rl: RLConfig, model: ModelConfig) -> Iterator[Problem]:
+    method = METHODS[method_name(rl)]
+    if train.do_causal_lm_eval and (not method.axo_batches or model.task != "causal_lm"):
+        yield ("do_causal_lm_eval",), (f"generates answers to SFT rows of a causal LM; {training_name(method)} "
+                                       f"({method.summary}) has no such rows. Remove it")
 
 
 def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig) -> Iterator[Problem]:
@@ -185,7 +192,7 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
     return check_user_code(data, rl)
 
 
-RULES = [_eval_needs_data, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
+RULES = [_eval_needs_data, _generation_eval_needs_sft, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
          _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _length_grouping_needs_plain_rows,
          _qat_on_whole_layers, _streams_need_max_steps, _user_code]
 

@@ -22,6 +22,7 @@ Optimizer = Literal[
     "schedule_free_adamw", "schedule_free_radam", "schedule_free_sgd", "stable_adamw",
 ]
 Strategy = Literal["no", "steps", "epoch"]
+GenerationMetric = Literal["sacrebleu", "chrf", "ter", "exact_match", "perplexity", "comet"]
 
 
 class TrainingConfig(Area):
@@ -67,6 +68,17 @@ class TrainingConfig(Area):
     early_stopping_patience: int | None = Field(
         None, gt=0, description="Stop after this many evaluations without improvement of metric_for_best_model "
         "(default: eval_loss).")
+    do_causal_lm_eval: bool = Field(
+        False, description="At each eval, greedy-generate the first answer of every eval row and score it against "
+        "the row's own answer (eval_causal_lm_metrics); logged like eval_loss.")
+    eval_causal_lm_metrics: list[GenerationMetric] = Field(
+        ["sacrebleu", "chrf", "ter", "exact_match"], description="Scores of generated answers: sacrebleu, chrf, ter "
+        "(the sacrebleu package), exact_match (the answer's tokens, end token included), perplexity (of the eval "
+        "answers: exp(eval_loss)).")
+    eval_max_new_tokens: int = Field(128, gt=0, description="Longest generated answer at eval.")
+    eval_table_size: int = Field(
+        0, ge=0, description="Eval rows whose prompt, expected and generated answer are written at each eval to "
+        "output_dir/eval_samples/step-N.jsonl (and shown to W&B as a table).")
     loss_watchdog_threshold: float | None = Field(
         None, gt=0, description="Stop training when the loss stays above this (see loss_watchdog_patience).")
     loss_watchdog_patience: int | None = Field(
@@ -134,6 +146,12 @@ class TrainingConfig(Area):
                                     "keep two")
         if self.save_strategy == "best" and not self.metric_for_best_model:
             yield ("save_strategy",), "`best` needs `metric_for_best_model` (e.g. eval_loss)"
+        if "comet" in self.eval_causal_lm_metrics and self.do_causal_lm_eval:
+            yield ("eval_causal_lm_metrics",), ("`comet` scores with a neural model that would be downloaded during "
+                                                "training; axo downloads nothing mid-run. Remove it (sacrebleu, chrf, "
+                                                "ter, exact_match, perplexity remain)")
+        if self.eval_table_size and not self.do_causal_lm_eval:
+            yield ("eval_table_size",), "shows generated answers: set `do_causal_lm_eval: true`"
         if self.loss_watchdog_patience and self.loss_watchdog_threshold is None:
             yield ("loss_watchdog_patience",), "needs `loss_watchdog_threshold`"
         for key in ("cosine_min_lr_ratio", "cosine_constant_lr_ratio", "lr_quadratic_warmup"):

@@ -140,6 +140,10 @@ def check_backends(cfg: Config) -> None:
             raise AxoError(f"`optimizer: {cfg.train.optimizer}` needs `pip install {package}`, which is not "
                            "installed; another optimizer would learn differently. Fix: install it (`pip install "
                            "'axo[optimizers]'` has them all), or pick adamw_torch.")
+    scored = {"sacrebleu", "chrf", "ter"} & set(cfg.train.eval_causal_lm_metrics)
+    if cfg.train.do_causal_lm_eval and scored and importlib.util.find_spec("sacrebleu") is None:
+        raise AxoError(f"`eval_causal_lm_metrics` {sorted(scored)} are computed by the sacrebleu package, which is "
+                       "not installed. Fix: pip install 'axo[eval]' (or sacrebleu), or keep exact_match / perplexity.")
     if cfg.train.optimizer in CUDA_OPTIMIZERS and not cuda:
         raise AxoError(f"`optimizer: {cfg.train.optimizer}` runs only on a CUDA GPU (its package asserts CUDA), and "
                        "this machine has none. Fix: a CUDA machine, or the same optimizer without 8-bit states "

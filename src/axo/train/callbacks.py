@@ -74,3 +74,90 @@ class SaveFirstStep(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 1:
             control.should_save = True
+
+
+class GenerationEval(TrainerCallback):
+    """`do_causal_lm_eval`: after each eval, greedy-generate the first answer of every eval row from
+    the text before it, score the answers against the rows' own (eval_causal_lm_metrics) and log the
+    scores like eval_loss; `eval_table_size` rows are written with their prompt, expected and
+    generated answer. Runs on the main process only (the others wait at the next step)."""
+
+    def __init__(self, trainer, tokenizer, rows, cfg: Config, stop_ids: list[int]):
+        self.trainer, self.tokenizer, self.rows, self.cfg, self.stop_ids = trainer, tokenizer, rows, cfg, stop_ids
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        t = self.cfg.train
+        samples = generate_answers(self.trainer.model, self.tokenizer, self.rows, t.eval_max_new_tokens, self.stop_ids)
+        scores = score_answers(samples, t.eval_causal_lm_metrics, (metrics or {}).get("eval_loss"))
+        self.trainer.log({f"eval_{name}": value for name, value in scores.items()})
+        if t.eval_table_size:
+            _write_samples(samples[: t.eval_table_size], args.output_dir, state.global_step, self.cfg)
+
+
+def generate_answers(model, tokenizer, rows, max_new_tokens: int, stop_ids: list[int]) -> list[dict]:
+    """For each row with a trained answer: its prompt (the text before the first trained token), the
+    expected answer (the first trained run, end token included) and the greedy answer (through the
+    first stop token), and whether the two are the same tokens."""
+    import torch
+
+    from axo.data.tokenize import IGNORE
+
+    was_training = model.training
+    model.eval()
+    out = []
+    for row in rows:
+        labels = row["labels"]
+        start = next((i for i, t in enumerate(labels) if t != IGNORE), None)
+        if start is None:
+            continue
+        end = next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
+        prompt = torch.tensor([row["input_ids"][:start]], device=model.device)
+        with torch.no_grad():
+            generated = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                       max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
+                                       pad_token_id=tokenizer.pad_token_id)
+        answer = generated[0, start:].tolist()
+        expected = row["input_ids"][start:end]
+        out.append({"prompt": tokenizer.decode(row["input_ids"][:start]), "exact": answer[:len(expected)] == expected,
+                    "expected": tokenizer.decode(expected, skip_special_tokens=True),
+                    "generated": tokenizer.decode(answer, skip_special_tokens=True)})
+    model.train(was_training)
+    return out
+
+
+def score_answers(samples: list[dict], metrics: list[str], eval_loss: float | None) -> dict:
+    """Corpus scores of generated against expected answers (sacrebleu's BLEU, chrF and TER)."""
+    import math
+
+    predictions = [s["generated"].strip() for s in samples]
+    references = [s["expected"].strip() for s in samples]
+    scores = {}
+    if {"sacrebleu", "chrf", "ter"} & set(metrics):
+        from sacrebleu.metrics import BLEU, CHRF, TER
+
+        for name, metric in (("sacrebleu", BLEU), ("chrf", CHRF), ("ter", TER)):
+            if name in metrics:
+                scores[name] = metric().corpus_score(predictions, [references]).score
+    if "exact_match" in metrics:
+        scores["exact_match"] = sum(s["exact"] for s in samples) / max(len(samples), 1)
+    if "perplexity" in metrics and eval_loss is not None:
+        scores["perplexity"] = math.exp(eval_loss)
+    return scores
+
+
+def _write_samples(samples: list[dict], output_dir: str, step: int, cfg: Config) -> None:
+    import json
+    from pathlib import Path
+
+    folder = Path(output_dir) / "eval_samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = [{k: s[k] for k in ("prompt", "expected", "generated")} for s in samples]
+    (folder / f"step-{step}.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in shown))
+    if "wandb" in cfg.logging.report_to:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.log({"eval_samples": wandb.Table(columns=["prompt", "expected", "generated"],
+                                                    data=[list(s.values()) for s in shown])})

@@ -45,6 +45,11 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
+    if cfg.train.do_causal_lm_eval:
+        from axo.train.callbacks import GenerationEval
+
+        stop_ids = text.tokenizer.convert_tokens_to_ids(list(text.chat.stop_tokens))
+        trainer.add_callback(GenerationEval(trainer, text.tokenizer, data.eval, cfg, stop_ids))
     result = trainer.train(resume_from_checkpoint=run.resume)
 
     # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
