@@ -265,3 +265,12 @@ def test_older_axolotl_spellings():
     old = validate({"base_model": "m", "pretraining_dataset": "corpus.jsonl", "max_steps": 3,
                     "tokens": {"bos_token": "<s>"}})
     assert old.data.pretraining_dataset[0].path == "corpus.jsonl" and old.model.special_tokens.bos_token == "<s>"
+
+
+def test_an_empty_step_completion_length_is_dropped_and_a_number_refused():
+    base = {"base_model": "m", "process_reward_model": True, "model_type": "AutoModelForTokenClassification",
+            "num_labels": 2}
+    entry = {"path": "d.jsonl", "type": "stepwise_supervised"}
+    assert validate({**base, "datasets": [{**entry, "max_completion_length": None}]}).method.name == "process_reward"
+    with pytest.raises(ConfigError, match="cutting step completions to a length is not in axo"):
+        validate({**base, "datasets": [{**entry, "max_completion_length": 64}]})

@@ -250,6 +250,11 @@ TABLE: dict[str, Rule] = {
              "datasets.input_transform"),
     **_group("refused", "loading a shard of a dataset is not in axo yet; point `data_files` at the files",
              "datasets.shards", "datasets.shards_idx", "datasets.preprocess_shards"),
+    "datasets.max_completion_length": mapped(
+        "empty in Axolotl's process-reward example: axo keeps whole step completions (rows longer than "
+        "`sequence_len` follow `excess_length_strategy`); a number, which would cut them, is refused",
+        lambda v: {"__refused__": "cutting step completions to a length is not in axo; rows longer than "
+                   "`sequence_len` follow `excess_length_strategy`. Remove it"}),
     "datasets.trust_remote_code": Rule("refused", "dataset loading scripts are not run by axo"),
     # --- fsdp_config, in FSDP1's spelling ---------------------------------------------------------
     "fsdp_config.sharding_strategy": mapped("FSDP2's `reshard_after_forward` (FULL_SHARD: true, SHARD_GRAD_OP: "
