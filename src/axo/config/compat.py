@@ -221,6 +221,11 @@ TABLE: dict[str, Rule] = {
              "project_id", "lora_rank", "train_attn", "train_mlp", "train_unembed", "loss_fn", "loss_fn_config",
              "pipeline", "max_sample_tokens", "sample_temperature", "num_samples", "save_name_prefix",
              "future_timeout", "hatchery", "reward_funcs"),
+    **_group("refused", "a key of Axolotl's cloud launcher files (`axolotl train --cloud modal.yaml`), which say "
+             "where to run, not what to train; axo runs where it is started (`accelerate launch`, `torchrun`, Ray). "
+             "Give axo the training config itself", "provider", "gpu", "gpu_count", "node_count", "volumes",
+             "secrets", "branch", "dockerfile_commands", "memory", "timeout", "memory_preprocess",
+             "timeout_preprocess", "project_name"),
     **_group("refused", "NeMo Gym environments are not in axo; GRPO reads `trl.reward_funcs`", "nemo_gym_enabled",
              "nemo_gym_dir", "nemo_gym_auto_clone", "nemo_gym_config_paths", "nemo_gym_head_port",
              "nemo_gym_server_timeout", "nemo_gym_verify_timeout", "nemo_gym_run_timeout", "nemo_gym_datasets",
