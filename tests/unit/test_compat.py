@@ -74,11 +74,11 @@ def test_speed_only_keys_are_skipped_with_one_warning(caplog):
 
 
 def test_refused_keys_and_values_say_why():
-    msgs = problems(rl="ebft", optimizer="muon", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
+    msgs = problems(rl="ebft", optimizer="dion", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
                     datasets=[{"path": "d.jsonl", "type": "alpaca_w_system"}])
     joined = "\n".join(msgs)
     assert "`rl: ebft`: a training method axo does not have" in joined
-    assert "`optimizer: muon`: Axolotl's `muon` optimizer is not in axo yet" in joined
+    assert "`optimizer: dion`: Axolotl's `dion` optimizer is not in axo yet" in joined
     assert "`relora`: a training method axo does not have" in joined
     assert "KDPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
     assert "`alpaca_w_system`: an older prompt format axo does not write" in joined

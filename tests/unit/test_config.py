@@ -169,7 +169,7 @@ def test_every_optimizer_and_scheduler_exists_in_transformers():
 
     from axo.config.training import Optimizer, Scheduler
 
-    assert set(get_args(Optimizer)) <= {o.value for o in OptimizerNames}
+    assert set(get_args(Optimizer)) - {"muon"} <= {o.value for o in OptimizerNames}  # muon: axo builds it
     assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
 
 

@@ -283,7 +283,7 @@ VALUES: dict[str, dict[str, tuple[Any, str]]] = {
 REFUSED_VALUES: dict[str, dict[str, str]] = {
     "optimizer": {name: f"Axolotl's `{name}` optimizer is not in axo yet; another optimizer would learn "
                   "differently. Nearest: adamw_torch (or adamw_torch_8bit to save memory)"
-                  for name in ("muon", "dion", "adopt_adamw", "came_pytorch", "optimi_adamw", "ao_adamw_fp8",
+                  for name in ("dion", "adopt_adamw", "came_pytorch", "optimi_adamw", "ao_adamw_fp8",
                                "adamc", "sinkgd", "polora", "flash_adamw", "flash_adam", "flash_sgd", "flash_sgdw",
                                "flash_lion", "q_galore_adamw8bit")},
     "rl": {name: METHOD for name in ("ebft", "gdpo", "gspo", "rloo", "online_dpo", "gkd")},

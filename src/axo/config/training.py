@@ -20,6 +20,7 @@ Optimizer = Literal[
     "galore_adamw_8bit", "galore_adafactor", "galore_adamw_layerwise", "galore_adamw_8bit_layerwise",
     "galore_adafactor_layerwise", "apollo_adamw", "apollo_adamw_layerwise", "lomo", "adalomo", "grokadamw",
     "schedule_free_adamw", "schedule_free_radam", "schedule_free_sgd", "stable_adamw",
+    "muon",  # axo's own (train/optimizers.py): torch's Muon on weight matrices, AdamW on the rest
 ]
 Strategy = Literal["no", "steps", "epoch"]
 GenerationMetric = Literal["sacrebleu", "chrf", "ter", "exact_match", "perplexity", "comet"]

@@ -55,7 +55,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         # transformers reads a float below 1 as a fraction of all steps
         warmup_steps=t.warmup_ratio if t.warmup_ratio is not None else (t.warmup_steps or 0),
         weight_decay=t.weight_decay,
-        optim=t.optimizer,
+        optim="adamw_torch" if t.optimizer == "muon" else t.optimizer,  # muon: built by axo, passed to the Trainer
         seed=t.seed,
         data_seed=t.seed,
         bf16=precision == "bf16",

@@ -11,7 +11,7 @@ log = logging.getLogger("axo")
 def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
-    from axo.model.adapters import loraplus_optimizer
+    from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
     from axo.model.loader import load_model
     from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
@@ -40,7 +40,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         train_dataset=data.train,
         eval_dataset=data.eval,
         processing_class=text.tokenizer,
-        optimizers=(loraplus_optimizer(model, cfg), None),
+        optimizers=(custom_optimizer(model, cfg), None),
         callbacks=callbacks,
         **extra,
     )

@@ -15,7 +15,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
-    from axo.model.adapters import loraplus_optimizer
+    from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
     from axo.train.args import to_training_args
     from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
@@ -41,7 +41,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         data_collator=DataCollatorForTokenClassification(text.tokenizer),
         processing_class=text.tokenizer,
         compute_metrics=step_accuracy,
-        optimizers=(loraplus_optimizer(model, cfg), None),
+        optimizers=(custom_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
