@@ -206,3 +206,23 @@ def test_split_packs_keep_the_tokens_of_a_step(make_config):
     inputs = trainer_inputs(cfg, prepare(cfg, text.tokenizer, text.chat), text)
     batch = inputs.collator([inputs.train[i] for i in range(2 * split)])
     assert inputs.rows_per_sequence == split and tuple(batch["input_ids"].shape) == (2 * split, length)
+
+
+def test_the_pack_length_fits_the_eval_rows_too(make_config, tmp_path):
+    """Eval packs share the chosen length, so a long eval row keeps the train packs long enough."""
+    import json
+
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+
+    short = [{"instruction": "Sort: 2 1", "input": "", "output": "1 2"}] * 32
+    long = [{"instruction": "Sort: " + " ".join("9" * 1 for _ in range(300)), "input": "", "output": "9"}] * 4
+    for name, rows in (("train", short), ("test", long)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = make_config(sample_packing=True, sequence_len=1024, datasets=[{"path": str(tmp_path / "train.jsonl"),
+                      "type": "alpaca"}], test_datasets=[{"path": str(tmp_path / "test.jsonl"), "type": "alpaca"}])
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat)
+    inputs = trainer_inputs(cfg, data, text)
+    assert inputs.stats["pack_length"] >= max(data.eval["length"]) and len(inputs.eval) > 0

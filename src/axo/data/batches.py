@@ -49,8 +49,10 @@ def _packs_per_sequence(cfg: Config, data: Prepared) -> int:
     from axo.model.loader import load_config
     from axo.model.preflight import attention_backend
 
-    split = packs_per_sequence(data.train["length"], d.sequence_len, attention_span(load_config(cfg)),
-                               d.sample_packing_sequentially)
+    lengths = list(data.train["length"])
+    if data.eval is not None and d.pack_eval:  # eval packs have the same length: its rows must fit too
+        lengths += list(data.eval["length"])
+    split = packs_per_sequence(lengths, d.sequence_len, attention_span(load_config(cfg)), d.sample_packing_sequentially)
     if split > 1:
         log.info("Packing %d packs of %d tokens per sequence_len: %s attends over whole packs, so for this model "
                  "and these rows shorter ones cost less; micro-batches hold %d x micro_batch_size packs, the "

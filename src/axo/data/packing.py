@@ -110,7 +110,7 @@ def pack(rows, capacity: int, sequential: bool, name: str) -> PackedRows:
 def packs_per_sequence(lengths, sequence_len: int, span: float, sequential: bool = False) -> int:
     """How many packs each `sequence_len` of a micro-batch is cut into, for backends that attend over
     whole packs: sdpa, eager and flex build one mask per pack and compute all of it, so a pack of c
-    slots costs about c * (1 + c / span) (data/packing.py: attention_span), whatever rows it holds.
+    slots costs about c * (1 + c / span) (attention_span), whatever rows it holds.
     Shorter packs cost less attention but may waste more slots; the cheapest cut that still fits
     the longest row wins. The micro-batch then holds that many times more packs, so the tokens of
     a step stay what the config says."""
