@@ -59,11 +59,11 @@ def mistral_common_tokenizer(cfg: Config):
 def mistral_reference(cfg: Config):
     """mistral-common's own encoder for the folder's tekken.json, in fine-tuning mode (a
     conversation may end with the assistant's answer)."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
     _require_mistral_common()
-    from pathlib import Path
-
     return AutoTokenizer.from_pretrained(str(Path(mistral_file(cfg)).parent), mistral_format=True, mode="finetuning")
 
 
