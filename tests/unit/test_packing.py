@@ -174,6 +174,9 @@ def test_pack_length_follows_the_cost_of_attention():
     costs = {k: len(pack_bins(short, 2048 // k)) * (2048 // k) * (1 + (2048 // k) / 500)
              for k in range(1, 2048 // short.max() + 1)}
     assert costs[split] == min(costs.values())
+    # a long sequence_len and short rows: many cuts fit, the tried ones skip most (doublings past 8)
+    many = np.clip(rng.lognormal(3.5, 0.5, 300_000), 4, 100).astype(int)
+    assert 8192 // packs_per_sequence(many, 8192, span=500) >= many.max()
 
 
 def test_attention_span_of_a_llama():
