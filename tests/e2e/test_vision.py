@@ -119,3 +119,22 @@ def test_freeze_mm_modules_keeps_the_vision_side_as_loaded(make_config, tiny_vlm
     language = [n for n in before if "language_model" in n and n.endswith("proj.weight")]
     assert vision and all(torch.equal(before[n], after[n]) for n in vision)
     assert any(not torch.equal(before[n], after[n]) for n in language)
+
+
+def test_unfrozen_parameters_under_an_adapter_keep_its_weights_on_the_language_side(make_config, tiny_vlm):
+    """Axolotl's Gemma 3 QLoRA examples write `unfrozen_parameters: [^model.language_model.*, ^lm_head.*]`
+    to freeze the vision tower: patterns on the base model's names choose which adapter weights train."""
+    from transformers import AutoModelForImageTextToText
+
+    from axo.model.adapters import apply_adapter, base_name
+
+    assert base_name("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight") == \
+        "model.language_model.layers.0.self_attn.q_proj.weight"
+    cfg = make_config(base_model=str(tiny_vlm), model_type="AutoModelForImageTextToText", adapter="lora",
+                      lora_target_linear=True, unfrozen_parameters=["^model.language_model.*", "^lm_head.*"],
+                      datasets=[{"path": "x.jsonl", "type": "chat_template"}])
+    model = apply_adapter(AutoModelForImageTextToText.from_pretrained(tiny_vlm), cfg)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    vision_lora = [n for n, _ in model.named_parameters() if "vision_tower" in n and "lora_" in n]
+    assert vision_lora, "LoRA reaches the vision tower without the patterns"
+    assert trainable and all("language_model" in n and "lora_" in n for n in trainable)

@@ -30,7 +30,8 @@ class AdapterConfig(Area):
     )
     loraplus_lr_embedding: float | None = Field(None, gt=0, description="LoRA+: learning rate of embedding adapters.")
     unfrozen_parameters: list[str] | None = Field(
-        None, description="Full fine-tune only these parameters (regular expressions on their names)."
+        None, description="Train only these parameters (regular expressions on the base model's parameter "
+        "names); with an adapter, only the adapter weights on matching parameters, e.g. [^model.language_model.]"
     )
     freeze_mm_modules: bool = Field(
         False, description="Image-text models: keep the vision (or audio) tower and its projector as loaded; only "
@@ -60,9 +61,6 @@ class AdapterConfig(Area):
         return data
 
     def check(self):
-        if self.adapter and self.unfrozen_parameters:
-            yield ("unfrozen_parameters",), ("choose what a full fine-tune trains; with an adapter use "
-                                             "`lora_modules_to_save` instead")
         for key in ("loraplus_lr_ratio", "lora_model_dir"):
             if not self.adapter and getattr(self, key):
                 yield (key,), "needs `adapter: lora` or `adapter: qlora`"

@@ -94,11 +94,19 @@ def freeze_multimodal(model) -> int:
 
 def _apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     a = cfg.lora
-    checkpointing = bool(cfg.train.gradient_checkpointing)
     if a.adapter is None:
         if a.unfrozen_parameters:
             freeze_except(model, a.unfrozen_parameters)
         return model
+    model = _wrap_in_adapter(model, cfg, new_token_ids)
+    if a.unfrozen_parameters:  # Axolotl's "freeze the vision tower" spelling under an adapter
+        freeze_except(model, a.unfrozen_parameters, only_trainable=True)
+    return model
+
+
+def _wrap_in_adapter(model, cfg: Config, new_token_ids):
+    a = cfg.lora
+    checkpointing = bool(cfg.train.gradient_checkpointing)
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if cfg.quant.bitsandbytes:
@@ -114,15 +122,31 @@ def _apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
     return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied))
 
 
-def freeze_except(model, patterns: list[str]) -> None:
+# What peft puts into a parameter's name: its wrapper's prefix and the adapter's own pieces.
+PEFT_PREFIX = "base_model.model."
+PEFT_PARTS = re.compile(r"\.(lora_A|lora_B|lora_embedding_A|lora_embedding_B|lora_magnitude_vector|modules_to_save|"
+                        r"original_module|base_layer)(\.default)?(?=\.|$)")
+
+
+def base_name(name: str) -> str:
+    """A parameter's name as in the base model: `base_model.model.x.q_proj.lora_A.default.weight` ->
+    `x.q_proj.weight`, so patterns written for the model match its adapter's weights too."""
+    return PEFT_PARTS.sub("", name.removeprefix(PEFT_PREFIX))
+
+
+def freeze_except(model, patterns: list[str], only_trainable: bool = False) -> None:
+    """Train only the parameters whose base-model name matches a pattern; `only_trainable`: among
+    those that train already (an adapter's), so a frozen base weight is never unfrozen."""
     compiled = [re.compile(p) for p in patterns]
     trainable = 0
     for name, param in model.named_parameters():
-        param.requires_grad = any(p.search(name) for p in compiled)
+        if only_trainable and not param.requires_grad:
+            continue
+        param.requires_grad = any(p.search(base_name(name)) for p in compiled)
         trainable += param.requires_grad
     if trainable == 0:
         raise AxoError(f"`unfrozen_parameters` {patterns} match no parameter. Parameter names look like "
-                       f"{next(iter(dict(model.named_parameters())))!r}.")
+                       f"{base_name(next(iter(dict(model.named_parameters()))))!r}.")
     log.info("unfrozen_parameters: %d parameter tensors train, the rest are frozen", trainable)
 
 
