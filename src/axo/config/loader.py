@@ -212,7 +212,8 @@ def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, prob
     out = {}
     for key, value in node.items():
         # FSDP1 spells fsdp_config's keys with an `fsdp_` prefix
-        rule = None if key in known else TABLE.get(prefix + str(key)) or TABLE.get(prefix + str(key).removeprefix("fsdp_"))
+        rows = (prefix + str(key), prefix + str(key).removeprefix("fsdp_"))
+        rule = None if key in known else TABLE.get(rows[0]) or TABLE.get(rows[1])
         if rule is None or (key == "plugins" and not path):
             out[key] = value
             continue
