@@ -225,17 +225,20 @@ def throughput_and_mfu():
 
 @check
 def liger_equals_plain():
-    """Liger's kernels (RoPE, RMSNorm, SwiGLU) give the loss and gradients of the plain model. Last:
-    applying them patches transformers' Llama classes for the rest of the process."""
+    """Liger's kernels (RoPE, RMSNorm, SwiGLU), applied the way axo's runs apply them (transformers'
+    apply_liger_kernel with the liger_kernel_config that Axolotl's liger_* keys build), give the loss
+    and gradients of the plain model. Last: they patch transformers' Llama classes for the rest of
+    the process."""
     needs("liger_kernel")
-    from liger_kernel.transformers import apply_liger_kernel_to_llama
+    from transformers.integrations.liger import apply_liger_kernel
+
+    from axo.train.args import liger_kernels
 
     batch = [{k: torch.tensor([v]) for k, v in rows([300])[0].items()}]
     plain_model, _ = tiny_llama(dtype=torch.float32)
     loss_a, grads_a = loss_and_grads(plain_model, batch)
-    apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
-                                fused_linear_cross_entropy=False)
     liger_model, _ = tiny_llama(dtype=torch.float32)
+    apply_liger_kernel(liger_model, liger_kernels({"rope": True, "rms_norm": True, "swiglu": True}))
     loss_b, grads_b = loss_and_grads(liger_model, batch)
     assert abs(loss_b / loss_a - 1) < 1e-4 and worst(grads_b, grads_a) < 1e-3
     return f"loss {loss_a.item():.4f} vs {loss_b.item():.4f}, worst gradient {worst(grads_b, grads_a):.1e}"

@@ -65,11 +65,11 @@ def test_axolotl_deepspeed_files_are_axo_presets():
 
 
 def test_speed_only_keys_are_skipped_with_one_warning(caplog):
-    cfg = validate({**BASE, "liger_rms_norm": True, "lora_mlp_kernel": True, "plugins":
+    cfg = validate({**BASE, "liger_rms_norm_gated": True, "lora_mlp_kernel": True, "plugins":
                     ["axolotl.integrations.liger.LigerPlugin", "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"],
                     "cut_cross_entropy": True})
     assert cfg.model.base_model == "m"
-    assert "`liger_rms_norm` is skipped: Liger's fused kernels" in caplog.text
+    assert "`liger_rms_norm_gated` is skipped: Liger's fused kernels" in caplog.text
     assert "`cut_cross_entropy` is skipped" in caplog.text and "What is learned does not change" in caplog.text
 
 
@@ -274,3 +274,25 @@ def test_an_empty_step_completion_length_is_dropped_and_a_number_refused():
     assert validate({**base, "datasets": [{**entry, "max_completion_length": None}]}).method.name == "process_reward"
     with pytest.raises(ConfigError, match="cutting step completions to a length is not in axo"):
         validate({**base, "datasets": [{**entry, "max_completion_length": 64}]})
+
+
+def test_liger_keys_choose_liger_kernels(make_config, caplog):
+    """Axolotl's LigerPlugin keys become transformers' use_liger_kernel with exactly the kernels they
+    name; on a machine without CUDA or liger-kernel the run goes on without them, with one warning."""
+    import torch
+
+    from axo.train.args import liger_kernels
+
+    keys = {"liger_rope": True, "liger_rms_norm": True, "liger_glu_activation": True, "liger_layer_norm": False,
+            "liger_fused_linear_cross_entropy": True}
+    cfg = validate({**BASE, "plugins": ["axolotl.integrations.liger.LigerPlugin"], **keys})
+    assert cfg.train.use_liger_kernel
+    assert cfg.train.liger_kernel_config == {"rope": True, "rms_norm": True, "swiglu": True,
+                                             "fused_linear_cross_entropy": True}
+    assert liger_kernels(cfg.train.liger_kernel_config) == {
+        "rope": True, "rms_norm": True, "layer_norm": False, "swiglu": True, "geglu": False, "cross_entropy": False,
+        "fused_linear_cross_entropy": True}  # the others off: Liger would turn most on by default
+    if not torch.cuda.is_available():
+        with caplog.at_level("WARNING", logger="axo"):
+            args = to_training_args(make_config(**keys), "fp32", has_eval=False)
+        assert not args.use_liger_kernel and "needs a CUDA GPU" in caplog.text

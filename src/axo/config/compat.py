@@ -41,6 +41,10 @@ def _group(cls: Class, note: str, *keys: str) -> dict[str, Rule]:
     return {key: Rule(cls, note) for key in keys}
 
 
+# Axolotl's LigerPlugin keys -> the kernel each turns on (transformers' liger_kernel_config names)
+LIGER_KEYS = {"liger_rope": "rope", "liger_rms_norm": "rms_norm", "liger_layer_norm": "layer_norm",
+              "liger_swiglu": "swiglu", "liger_glu_activation": "swiglu", "liger_cross_entropy": "cross_entropy",
+              "liger_fused_linear_cross_entropy": "fused_linear_cross_entropy"}
 LIGER = "Liger's fused kernels (a CUDA GPU and `pip install liger-kernel`, then `use_liger_kernel: true`)"
 KERNELS = "fused GPU kernels that axo does not drive; the same math runs without them"
 GPU_ONLY = "a GPU-only speed-up; the same math runs without it"
@@ -118,9 +122,12 @@ TABLE: dict[str, Rule] = {
                                                 "tokens each"),
     "gptq_disable_exllama": mapped("an old GPTQ kernel switch read only with `gptq: true`"),
     # --- speed or memory only ---------------------------------------------------------------------
-    **_group("speed", LIGER, "liger_rope", "liger_rms_norm", "liger_rms_norm_gated", "liger_layer_norm",
-             "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "liger_fused_linear_cross_entropy",
-             "liger_use_token_scaling", "liger_kernel_impl", "dpo_use_liger_kernel", "trl.use_liger_loss"),
+    **{key: mapped(f"`use_liger_kernel` with the `{kernel}` kernel (`liger_kernel_config`): Liger's kernels where "
+                   "a CUDA GPU and liger-kernel are there, else the same math without them (one warning)",
+                   lambda v, kernel=kernel: {"use_liger_kernel": True, "liger_kernel_config": {kernel: True}})
+       for key, kernel in LIGER_KEYS.items()},
+    **_group("speed", LIGER, "liger_rms_norm_gated", "liger_use_token_scaling", "liger_kernel_impl",
+             "dpo_use_liger_kernel", "trl.use_liger_loss"),
     "cut_cross_entropy": Rule("speed", "Cut Cross Entropy (a CUDA GPU and `pip install cut-cross-entropy`); "
                               "`chunked_cross_entropy: true` also keeps the logits from being built at once"),
     **_group("speed", "LoRA Triton kernels (CUDA); peft's LoRA computes the same", "lora_mlp_kernel",

@@ -224,8 +224,10 @@ def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, prob
                 problems.append(f"`{name}`{at}: {new['__refused__']}")
                 continue
             for target, converted in new.items():
-                mine = node.get(target)
-                if mine is not None and mine != converted and not (mine is True and converted):
+                mine = out.get(target, node.get(target))
+                if isinstance(mine, dict) and isinstance(converted, dict):  # several keys build one mapping
+                    converted = {**mine, **converted}
+                elif mine is not None and mine != converted and not (mine is True and converted):
                     problems.append(f"`{name}`{at} means `{target}: {converted}`, but `{target}` is {mine!r}; "
                                     f"keep one")
                 out[target] = converted

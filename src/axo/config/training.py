@@ -23,6 +23,7 @@ Optimizer = Literal[
     "muon",  # axo's own (train/optimizers.py): torch's Muon on weight matrices, AdamW on the rest
 ]
 Strategy = Literal["no", "steps", "epoch"]
+LigerKernel = Literal["rope", "rms_norm", "layer_norm", "swiglu", "geglu", "cross_entropy", "fused_linear_cross_entropy"]
 GenerationMetric = Literal["sacrebleu", "chrf", "ter", "exact_match", "perplexity", "comet"]
 
 
@@ -124,6 +125,9 @@ class TrainingConfig(Area):
     )
     chunked_cross_entropy_num_chunks: int = Field(8, gt=0, description="Chunks for chunked_cross_entropy.")
     use_liger_kernel: bool = Field(False, description="Liger kernels (GPU, `pip install liger-kernel`).")
+    liger_kernel_config: dict[LigerKernel, bool] | None = Field(
+        None, description="With use_liger_kernel: only these Liger kernels (the others off), e.g. {rope: true, "
+        "rms_norm: true}; unset: Liger's defaults. Axolotl's liger_* keys set it.")
     resume_from_checkpoint: str | None = Field(None, description="Checkpoint folder to resume from.")
     auto_resume_from_checkpoints: bool = Field(
         False, description="Resume from the newest checkpoint in output_dir, if any."

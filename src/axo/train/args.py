@@ -14,6 +14,15 @@ def to_training_args(cfg: Config, precision: Precision, has_eval: bool, tf32: bo
     return TrainingArguments(**training_kwargs(cfg, precision, has_eval, tf32, rows_per_sequence))
 
 
+def liger_kernels(chosen: dict | None) -> dict | None:
+    """The kernels Liger applies: with a choice, exactly those (Liger turns most on by default)."""
+    from typing import get_args
+
+    from axo.config.training import LigerKernel
+
+    return None if chosen is None else {kernel: bool(chosen.get(kernel)) for kernel in get_args(LigerKernel)}
+
+
 def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: bool | None = None,
                     rows_per_sequence: int = 1) -> dict:
     """The TrainingArguments fields every axo training sets; TRL's configs extend the same class.
@@ -63,6 +72,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         activation_checkpointing=bool(t.gradient_checkpointing),
         neftune_noise_alpha=t.neftune_noise_alpha,
         use_liger_kernel=liger_available(t.use_liger_kernel),
+        liger_kernel_config=liger_kernels(t.liger_kernel_config),
         tf32=tf32,
         logging_steps=t.logging_steps,
         logging_first_step=True,
