@@ -70,7 +70,8 @@ def test_speed_only_keys_are_skipped_with_one_warning(caplog):
                     "cut_cross_entropy": True})
     assert cfg.model.base_model == "m"
     assert "`liger_rms_norm_gated` is skipped: Liger's fused kernels" in caplog.text
-    assert "`cut_cross_entropy` is skipped" in caplog.text and "What is learned does not change" in caplog.text
+    assert "What is learned does not change" in caplog.text
+    assert cfg.train.chunked_cross_entropy  # Cut Cross Entropy's memory saving, by axo's chunked loss
 
 
 def test_refused_keys_and_values_say_why():
@@ -296,3 +297,10 @@ def test_liger_keys_choose_liger_kernels(make_config, caplog):
         with caplog.at_level("WARNING", logger="axo"):
             args = to_training_args(make_config(**keys), "fp32", has_eval=False)
         assert not args.use_liger_kernel and "needs a CUDA GPU" in caplog.text
+
+
+def test_chunked_loss_on_an_image_text_model_is_skipped_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="axo"):
+        cfg = validate({"base_model": "m", "model_type": "AutoModelForImageTextToText", "cut_cross_entropy": True,
+                        "datasets": [{"path": "d.jsonl", "type": "chat_template"}]})
+    assert cfg.train.chunked_cross_entropy and "`chunked_cross_entropy` is skipped: image-text models" in caplog.text

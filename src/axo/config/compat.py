@@ -128,8 +128,9 @@ TABLE: dict[str, Rule] = {
        for key, kernel in LIGER_KEYS.items()},
     **_group("speed", LIGER, "liger_rms_norm_gated", "liger_use_token_scaling", "liger_kernel_impl",
              "dpo_use_liger_kernel", "trl.use_liger_loss"),
-    "cut_cross_entropy": Rule("speed", "Cut Cross Entropy (a CUDA GPU and `pip install cut-cross-entropy`); "
-                              "`chunked_cross_entropy: true` also keeps the logits from being built at once"),
+    "cut_cross_entropy": mapped("axo's `chunked_cross_entropy`: the same loss, computed in chunks so the full "
+                                "logits are never built at once (Cut Cross Entropy's own Triton kernels, which "
+                                "go further, are not driven by axo)", to("chunked_cross_entropy")),
     **_group("speed", "LoRA Triton kernels (CUDA); peft's LoRA computes the same", "lora_mlp_kernel",
              "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel"),
     **_group("speed", KERNELS, "use_kernels", "use_scattermoe", "use_sonicmoe", "experts_implementation",

@@ -85,9 +85,11 @@ def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig
         yield ("model_quantization_config",), "needs `adapter: lora` (quantized weights cannot be trained directly)"
 
 
-def _image_rows(model: ModelConfig, data: DataConfig) -> Iterator[Problem]:
+def _image_rows(model: ModelConfig, data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:
     if model.task != "image_text_to_text":
         return
+    if train.chunked_cross_entropy:
+        yield ("chunked_cross_entropy",), Skipped("image-text models compute their own loss over whole logits")
     if data.sample_packing:
         yield ("sample_packing",), Skipped("image-text rows are not packed yet; each conversation trains whole, "
                                            "padded to the longest of its micro-batch")
