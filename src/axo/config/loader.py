@@ -395,7 +395,7 @@ def _lookup(raw, path: tuple, default=None):
 
 
 def _at(path: tuple, where: Where) -> str:
-    return f" ({where[path]})" if path in where else ""
+    return f" ({where[path]})" if where.get(path) else ""
 
 
 def dotted(path: tuple) -> str:
