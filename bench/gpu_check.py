@@ -8,7 +8,6 @@ Sized to finish within about 8 minutes on one H200."""
 
 import argparse
 import importlib.util
-import math
 import sys
 import time
 import traceback
@@ -74,6 +73,18 @@ def worst(a: dict, b: dict) -> float:
     return max(((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-12)).item() for k in b)
 
 
+def rows_and_packs():
+    """Eight rows of uneven length, as micro-batches of one row each and as two packs of four."""
+    from axo.data.collator import Collator
+
+    data = rows([37, 91, 12, 150, 64, 200, 31, 77])
+    plain = [Collator(0)([r]) for r in data]
+    packs = [{"input_ids": [t for r in data[i:i + 4] for t in r["input_ids"]],
+              "labels": [t for r in data[i:i + 4] for t in r["labels"]],
+              "position_ids": [p for r in data[i:i + 4] for p in range(len(r["input_ids"]))]} for i in (0, 4)]
+    return plain, packs
+
+
 @check
 def packed_equals_unpacked_sdpa():
     """The collator's batches (flattened for varlen backends, [batch, width] otherwise) train exactly
@@ -81,11 +92,7 @@ def packed_equals_unpacked_sdpa():
     from axo.data.collator import Collator
 
     model, _ = tiny_llama()
-    data = rows([37, 91, 12, 150, 64, 200, 31, 77])
-    plain = [Collator(0)([r]) for r in data]
-    packs = [{"input_ids": [t for r in data[i:i + 4] for t in r["input_ids"]],
-              "labels": [t for r in data[i:i + 4] for t in r["labels"]],
-              "position_ids": [p for r in data[i:i + 4] for p in range(len(r["input_ids"]))]} for i in (0, 4)]
+    plain, packs = rows_and_packs()
     loss_u, grads_u = loss_and_grads(model, plain)
     for flatten in (False, True):
         loss_p, grads_p = loss_and_grads(model, [Collator(0, flatten=flatten)(packs)])
@@ -100,11 +107,7 @@ def flash_attention_packed_equals_unpacked():
     from axo.data.collator import Collator
 
     model, _ = tiny_llama(attn="flash_attention_2", dtype=torch.bfloat16)
-    data = rows([37, 91, 12, 150, 64, 200, 31, 77])
-    plain = [Collator(0)([r]) for r in data]
-    packs = [{"input_ids": [t for r in data[i:i + 4] for t in r["input_ids"]],
-              "labels": [t for r in data[i:i + 4] for t in r["labels"]],
-              "position_ids": [p for r in data[i:i + 4] for p in range(len(r["input_ids"]))]} for i in (0, 4)]
+    plain, packs = rows_and_packs()
     loss_u, grads_u = loss_and_grads(model, plain)
     loss_p, grads_p = loss_and_grads(model, [Collator(0, flatten=True)(packs)])
     assert abs(loss_p / loss_u - 1) < 2e-2 and worst(grads_p, grads_u) < 5e-2, (loss_p, loss_u)
