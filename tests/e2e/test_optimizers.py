@@ -77,3 +77,24 @@ def test_muon_is_refused_where_matrices_are_sharded(make_config):
 
     with pytest.raises(ConfigError, match="`muon` orthogonalises whole weight matrices"):
         make_config(optimizer="muon", fsdp_version=2, fsdp_config={"reshard_after_forward": True})
+
+
+def test_a_resumed_muon_run_equals_an_uninterrupted_one(make_config, tmp_path):
+    """Muon's momentum and AdamW's moments travel in the checkpoint: resuming at step 3 of 6 ends at
+    the weights of the run that never stopped."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from axo.train.sft import train
+
+    keys = dict(optimizer="muon", learning_rate=0.02, max_steps=6, save_steps=3)
+    whole = make_config(output_dir=str(tmp_path / "whole"), **keys)
+    train(whole)
+    cut = make_config(output_dir=str(tmp_path / "cut"), **keys)
+    train(cut)
+    shutil.rmtree(tmp_path / "cut" / "checkpoint-6")
+    train(make_config(output_dir=str(tmp_path / "cut"), resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-3"),
+                      **keys))
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
