@@ -189,6 +189,9 @@ def test_hub_pushes_are_checked_before_training(make_config, monkeypatch):
     cfg = make_config(hub_model_id="me/model", hub_strategy="every_save", push_dataset_to_hub="me/data")
     args = to_training_args(cfg, "fp32", has_eval=False)
     assert args.push_to_hub and (args.hub_model_id, args.hub_strategy) == ("me/model", "every_save")
+    assert args.hub_private_repo  # private unless asked, as Axolotl creates it
+    assert to_training_args(make_config(hub_model_id="me/model", hub_private_repo=False), "fp32",
+                            has_eval=False).hub_private_repo is False
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as in every test: pushing cannot work, and axo says so first
     with pytest.raises(AxoError, match="`hub_model_id: me/model` and `push_dataset_to_hub: me/data` pushes to the "
                                        "Hugging Face hub, but HF_HUB_OFFLINE is set"):

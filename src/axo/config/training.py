@@ -116,6 +116,9 @@ class TrainingConfig(Area):
     hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] | None = Field(
         None, description="What is pushed when: end (default), every_save, checkpoint, all_checkpoints.")
     hub_revision: str | None = Field(None, description="Hub branch to push to.")
+    hub_private_repo: bool = Field(
+        True, description="Create the hub repo private (as Axolotl does); false: public. An existing repo keeps "
+        "its visibility.")
     gradient_checkpointing: bool | Literal["offload"] = Field(
         False, description="Recompute activations to save memory; `offload` also keeps the saved ones in CPU memory."
     )

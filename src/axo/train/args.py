@@ -97,6 +97,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         torch_compile=t.torch_compile,
         include_num_input_tokens_seen="non_padding" if t.include_tokens_per_second else "no",
         push_to_hub=bool(t.hub_model_id),
+        hub_private_repo=t.hub_private_repo,  # private unless asked: Axolotl's default, and no surprise exposure
         **to_parallel_kwargs(cfg.parallel),
         **optional,
     )
