@@ -126,8 +126,10 @@ TABLE: dict[str, Rule] = {
                    "a CUDA GPU and liger-kernel are there, else the same math without them (one warning)",
                    lambda v, kernel=kernel: {"use_liger_kernel": True, "liger_kernel_config": {kernel: True}})
        for key, kernel in LIGER_KEYS.items()},
-    **_group("speed", LIGER, "liger_rms_norm_gated", "liger_use_token_scaling", "liger_kernel_impl",
-             "dpo_use_liger_kernel", "trl.use_liger_loss"),
+    **_group("speed", LIGER, "liger_rms_norm_gated", "liger_kernel_impl", "dpo_use_liger_kernel",
+             "trl.use_liger_loss"),
+    "liger_use_token_scaling": Rule("refused", "another loss, not a speed-up: each token's loss weighted by its "
+                                    "predicted probability; axo trains the plain cross-entropy. Remove it"),
     "cut_cross_entropy": mapped("axo's `chunked_cross_entropy`: the same loss, computed in chunks so the full "
                                 "logits are never built at once (Cut Cross Entropy's own Triton kernels, which "
                                 "go further, are not driven by axo)", to("chunked_cross_entropy")),
