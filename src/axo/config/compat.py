@@ -75,7 +75,9 @@ TABLE: dict[str, Rule] = {
     "dataset_num_proc": mapped("axo's `dataset_processes`", to("dataset_processes")),
     "evaluation_strategy": mapped("axo's `eval_strategy` (transformers' newer name)", to("eval_strategy")),
     "noisy_embedding_alpha": mapped("axo's `neftune_noise_alpha` (NEFTune)", to("neftune_noise_alpha")),
-    "bfloat16": mapped("`bf16: true`: axo loads bf16 weights and trains them in bf16", to("bf16")),
+    "bfloat16": mapped("`bf16: true`: bf16 math; a full fine-tune keeps fp32 master weights so small updates "
+                       "are not rounded away (old Axolotl trained the bf16 weights themselves: `bf16: full`)",
+                       to("bf16")),
     "float16": Rule("refused", "trains pure fp16 weights, which axo does not do; `fp16: true` (mixed precision "
                     "on a GPU) or `bf16: true`"),
     "float32": mapped("`bf16: false` (fp32 weights and math)", lambda v: {"bf16": not v}),
