@@ -102,17 +102,16 @@ def generate_answers(model, tokenizer, rows, max_new_tokens: int, stop_ids: list
     first stop token), and whether the two are the same tokens."""
     import torch
 
-    from axo.data.tokenize import IGNORE
+    from axo.train.evaluate import first_answer
 
     was_training = model.training
     model.eval()
     out = []
     for row in rows:
-        labels = row["labels"]
-        start = next((i for i, t in enumerate(labels) if t != IGNORE), None)
-        if start is None:
+        span = first_answer(row["labels"])
+        if span is None:
             continue
-        end = next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
+        start, end = span
         prompt = torch.tensor([row["input_ids"][:start]], device=model.device)
         with torch.no_grad():
             generated = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,

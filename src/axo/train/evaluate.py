@@ -58,6 +58,14 @@ def eval_loss(model, rows, collator, batch_size: int) -> float:
     return total / max(count, 1)
 
 
+def first_answer(labels: list[int]) -> tuple[int, int] | None:
+    """(start, end) of a row's first run of trained tokens: its first answer, end token included."""
+    start = next((i for i, t in enumerate(labels) if t != IGNORE), None)
+    if start is None:
+        return None
+    return start, next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
+
+
 def exact_match_accuracy(model, tokenizer, rows) -> float:
     """Greedy-generate the first trained answer of each row from the text before it and compare
     token for token, end token included: an answer that does not stop is wrong."""
@@ -65,11 +73,10 @@ def exact_match_accuracy(model, tokenizer, rows) -> float:
 
     hits = 0
     for row in rows:
-        labels = row["labels"]
-        start = next((i for i, t in enumerate(labels) if t != IGNORE), None)
-        if start is None:  # nothing to answer (prepared rows always have a trained token)
+        span = first_answer(row["labels"])
+        if span is None:  # nothing to answer (prepared rows always have a trained token)
             continue
-        end = next((i for i in range(start, len(labels)) if labels[i] == IGNORE), len(labels))
+        start, end = span
         prompt = torch.tensor([row["input_ids"][:start]], device=model.device)
         expected = row["input_ids"][start:end]  # the first answer, through its end token
         with torch.no_grad():
