@@ -2,19 +2,27 @@
 LoRA, or torchao weight-only), training for a quantized deployment (`qat:`), and writing a
 quantized copy of the trained model (`quantization:`)."""
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from axo.config.base import Area
 
 TORCHAO_WEIGHTS = ("int8", "int4")
+# Formats QAT trains for but axo writes no quantized copy of: FP4 layouts run only on FP4 GPUs,
+# and no torchao layout stores ternary weights (see model/qat.py).
+QAT_ONLY_WEIGHTS = ("nvfp4", "mxfp4", "ternary")
 # Axolotl's other torchao dtypes need GPU kernels (float8) or prototype formats (nvfp4, mxfp4).
 LATER_DTYPES = ("float8_e4m3fn", "nvfp4", "mxfp4", "int4wo")
+# The block each FP4 format shares one scale over: fixed by the format.
+FP4_BLOCK = {"nvfp4": 16, "mxfp4": 32}
 
 
 class TorchAOScheme(Area):
     """The `quantization:` block: how the quantized copy in output_dir/quantized is made."""
+
+    weights: ClassVar[tuple] = TORCHAO_WEIGHTS
+    activations: ClassVar[tuple] = ("int8",)
 
     weight_dtype: str = Field("int8", description="int4 or int8 weights.")
     activation_dtype: str | None = Field(
@@ -28,10 +36,12 @@ class TorchAOScheme(Area):
     @field_validator("weight_dtype", "activation_dtype")
     @classmethod
     def _supported_dtype(cls, value, info):
-        allowed = TORCHAO_WEIGHTS if info.field_name == "weight_dtype" else ("int8",)
+        allowed = cls.weights if info.field_name == "weight_dtype" else cls.activations
         if value is None or value in allowed:
             return value
         later = " (it needs kernels axo does not drive yet)" if value in LATER_DTYPES else ""
+        if value in QAT_ONLY_WEIGHTS and cls is TorchAOScheme:
+            later = " for the quantized copy (`qat:` trains for it; quantize with the serving stack's tool)"
         raise ValueError(f"{value!r} is not supported by axo{later}; use " + " or ".join(allowed)
                          + ("" if info.field_name == "weight_dtype" else ", or null for weight-only"))
 
@@ -40,8 +50,32 @@ class QATScheme(TorchAOScheme):
     """The `qat:` block: train with the scheme's rounding simulated (fake quantization), so the
     weights learn to survive it; the quantized copy is written at the end."""
 
+    weights: ClassVar[tuple] = TORCHAO_WEIGHTS + QAT_ONLY_WEIGHTS
+    activations: ClassVar[tuple] = ("int8", "nvfp4", "mxfp4")
+
+    weight_dtype: str = Field(
+        "int8", description="int4 or int8 (torchao; the quantized copy is written at the end), nvfp4 or mxfp4 "
+        "(FP4 in blocks of 16 / 32 weights), or ternary (each row's weights rounded to -1, 0 or 1 times the row's "
+        "mean magnitude, as BitNet b1.58).")
+    activation_dtype: str | None = Field(
+        None, description="int8 (per token), nvfp4 / mxfp4 (with weights of the same format), or null: weights only.")
+
     fake_quant_after_n_steps: int | None = Field(
         None, ge=0, description="Train this many steps in full precision before fake quantization starts.")
+
+    def check(self):
+        weights, acts = self.weight_dtype, self.activation_dtype
+        fp4 = weights in FP4_BLOCK
+        if acts in FP4_BLOCK and acts != weights:
+            yield ("activation_dtype",), f"{acts} activations go with {acts} weights; use null or int8"
+        elif fp4 and acts not in (None, weights):
+            yield ("activation_dtype",), f"{weights} weights go with {weights} activations or null (weights only)"
+        if fp4 and "group_size" in self.model_fields_set and self.group_size not in (None, FP4_BLOCK[weights]):
+            yield ("group_size",), (f"{weights} shares one scale per {FP4_BLOCK[weights]} weights, fixed by the "
+                                    f"format: set `group_size: {FP4_BLOCK[weights]}` or null")
+        if fp4 and self.quantize_embedding:
+            yield ("quantize_embedding",), (f"axo rounds only linear layers to {weights}; set it false (ternary "
+                                            "and int4/int8 QAT quantize the embedding)")
 
 
 class QuantizationConfig(Area):
@@ -85,8 +119,11 @@ class QuantizationConfig(Area):
 
     @property
     def export_scheme(self) -> TorchAOScheme | None:
-        """The scheme of output_dir/quantized: `quantization:`, else the one QAT trained for."""
-        return self.quantization or self.qat
+        """The scheme of output_dir/quantized: `quantization:`, else the one QAT trained for
+        when torchao can write it (int4/int8)."""
+        if self.quantization or not self.qat:
+            return self.quantization
+        return self.qat if self.qat.weight_dtype in TORCHAO_WEIGHTS else None
 
     @property
     def dequantizes(self) -> bool:

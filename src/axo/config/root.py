@@ -184,9 +184,9 @@ def _muon_needs_whole_matrices(train: TrainingConfig, parallel: ParallelConfig) 
 
 
 def _qat_on_whole_layers(quant: QuantizationConfig, parallel: ParallelConfig) -> Iterator[Problem]:
-    if quant.qat and (parallel.use_fsdp or parallel.deepspeed):
-        yield ("qat",), ("QAT swaps whole layers, which axo does not do under FSDP or DeepSpeed yet: train QAT with "
-                         "DDP (several processes without `fsdp_version` / `deepspeed`)")
+    if quant.qat and parallel.deepspeed:
+        yield ("qat",), ("QAT swaps the layers' classes, which axo has not proven under DeepSpeed's partitioning: "
+                         "train QAT with FSDP (`fsdp_version: 2`) or DDP")
 
 
 def _streams_need_max_steps(data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:

@@ -66,8 +66,10 @@ def _full_precision(cfg: Config, model_dir: str | None):
 
 
 def _scheme_of(qat):
-    from axo.config.quantization import TorchAOScheme
+    from axo.config.quantization import TORCHAO_WEIGHTS, TorchAOScheme
 
+    if qat.weight_dtype not in TORCHAO_WEIGHTS:
+        return None  # FP4 / ternary: no torchao copy to compare with
     return TorchAOScheme(**qat.model_dump(exclude={"fake_quant_after_n_steps"}))
 
 

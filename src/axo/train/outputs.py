@@ -34,7 +34,14 @@ def save_model(trainer, cfg: Config) -> dict:
 
 def export_quantized(trainer, cfg: Config) -> dict:
     """With `qat:` or `quantization:`, the quantized copy in output_dir/quantized."""
-    if not cfg.quant.export_scheme or not trainer.is_world_process_zero():
+    if not trainer.is_world_process_zero():
+        return {}
+    if cfg.quant.qat and not cfg.quant.export_scheme:
+        fmt = cfg.quant.qat.weight_dtype
+        log.info("QAT: output_dir holds the full-precision weights trained for %s; axo writes no quantized copy "
+                 "of %s (torchao stores it only for FP4 GPUs' kernels, or not at all); quantize with the "
+                 "serving stack's tool (e.g. llm-compressor, ModelOpt)", fmt, fmt)
+    if not cfg.quant.export_scheme:
         return {}
     from axo.export.quantize import quantize_model
 
