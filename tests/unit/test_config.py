@@ -86,7 +86,7 @@ def test_a_refused_axolotl_key_says_why_and_what_is_nearest(tmp_path):
 
 
 def test_an_axolotl_key_whose_value_turns_nothing_on_is_accepted(tmp_path):
-    cfg = load(write(tmp_path, BASE + "s2_attention:\nlisa_n_layers: false\nliger_rope: false\n"))
+    cfg = load(write(tmp_path, BASE + "s2_attention:\nuse_eaft: false\nliger_rope: false\n"))
     assert cfg.model.base_model == "some/model"
 
 

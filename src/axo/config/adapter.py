@@ -52,6 +52,12 @@ class AdapterConfig(Area):
     peft_trainable_token_indices: list[int] | dict[str, list[int]] | None = Field(
         None, description="Embedding rows trained in full next to LoRA (peft's trainable_token_indices).")
 
+    lisa_n_layers: int | None = Field(
+        None, gt=0, description="LISA: a full fine-tune in which only this many decoder layers, drawn at random, "
+        "train at a time (the rest of the model always trains).")
+    lisa_step_interval: int = Field(20, gt=0, description="LISA: steps between draws of the layers that train.")
+    lisa_layers_attribute: str = Field("model.layers", description="LISA: where the model keeps its decoder layers.")
+
     @model_validator(mode="before")
     @classmethod
     def _single_module_as_list(cls, data):
@@ -64,3 +70,6 @@ class AdapterConfig(Area):
         for key in ("loraplus_lr_ratio", "lora_model_dir"):
             if not self.adapter and getattr(self, key):
                 yield (key,), "needs `adapter: lora` or `adapter: qlora`"
+        if self.lisa_n_layers and (self.adapter or self.unfrozen_parameters):
+            yield ("lisa_n_layers",), ("LISA chooses which layers of a full fine-tune train; remove `adapter` / "
+                                       "`unfrozen_parameters`, or LISA")

@@ -173,7 +173,7 @@ TABLE: dict[str, Rule] = {
     # --- refused: they would change what is learned ---------------------------------------------
     **_group("refused", METHOD, "ebft", "use_eaft", "eaft_alpha", "eaft_k", "use_pose", "pose_max_context_len",
              "pose_num_chunks", "pose_split_on_token_ids", "relora", "relora_cpu_offload", "relora_prune_method",
-             "relora_prune_ratio", "lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute", "s2_attention",
+             "relora_prune_ratio", "s2_attention",
              "scaling_softmax", "scaling_softmax_factor", "use_onebitllms", "use_mora", "mora_type", "mora",
              "grokfast_alpha", "grokfast_lamb", "diffusion", "noise_schedule", "min_mask_ratio", "max_mask_ratio",
              "num_diffusion_steps", "eps", "importance_weighting", "mask_token_id", "mask_token_str"),

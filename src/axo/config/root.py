@@ -177,6 +177,12 @@ def _loraplus_builds_adamw(lora: AdapterConfig, train: TrainingConfig) -> Iterat
                                "replace: use adamw_torch (or remove `loraplus_lr_ratio`)")
 
 
+def _lisa_needs_whole_layers(lora: AdapterConfig, parallel: ParallelConfig) -> Iterator[Problem]:
+    if lora.lisa_n_layers and (parallel.use_fsdp or parallel.deepspeed):
+        yield ("lisa_n_layers",), ("LISA freezes and unfreezes whole layers during training, which FSDP and DeepSpeed "
+                                   "fix when they shard the model: train LISA with DDP")
+
+
 def _muon_needs_whole_matrices(train: TrainingConfig, parallel: ParallelConfig) -> Iterator[Problem]:
     if train.optimizer == "muon" and (parallel.use_fsdp or parallel.deepspeed):
         yield ("optimizer",), ("`muon` orthogonalises whole weight matrices, which FSDP and DeepSpeed shard across "
@@ -202,7 +208,7 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
 
 RULES = [_eval_needs_data, _generation_eval_needs_sft, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
          _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _length_grouping_needs_plain_rows,
-         _qat_on_whole_layers, _muon_needs_whole_matrices, _streams_need_max_steps, _user_code]
+         _qat_on_whole_layers, _lisa_needs_whole_layers, _muon_needs_whole_matrices, _streams_need_max_steps, _user_code]
 
 
 def cross_area_problems(areas: dict[str, Area]) -> list[Problem]:

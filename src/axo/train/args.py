@@ -29,8 +29,6 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
     `rows_per_sequence`: packs per sequence_len of a micro-batch (data/packing.py: packs_per_sequence)."""
     import torch
 
-    from axo.parallel.engines import to_parallel_kwargs
-
     t = cfg.train
     save_strategy, save_steps = _save_plan(t)
     eval_strategy, eval_steps = _eval_plan(t, has_eval)
@@ -98,9 +96,18 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         include_num_input_tokens_seen="non_padding" if t.include_tokens_per_second else "no",
         push_to_hub=bool(t.hub_model_id),
         hub_private_repo=t.hub_private_repo,  # private unless asked: Axolotl's default, and no surprise exposure
-        **to_parallel_kwargs(cfg.parallel),
+        **_parallel_kwargs(cfg),
         **optional,
     )
+
+
+def _parallel_kwargs(cfg: Config) -> dict:
+    from axo.parallel.engines import to_parallel_kwargs
+
+    kwargs = to_parallel_kwargs(cfg.parallel)
+    if cfg.lora.lisa_n_layers:  # LISA's frozen layers get no gradient; DDP must expect that
+        kwargs.setdefault("ddp_find_unused_parameters", True)
+    return kwargs
 
 
 def _save_plan(t) -> tuple[str, float | None]:

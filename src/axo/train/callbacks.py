@@ -1,5 +1,6 @@
 """The callbacks every recipe attaches: a progress bar with one readable line per log instead of
-printed dicts, the QAT warm-up, the loss watchdog, early stopping and the first-step checkpoint."""
+printed dicts, the QAT warm-up, the loss watchdog, early stopping, LISA's layer draws and the
+first-step checkpoint."""
 
 import logging
 
@@ -46,6 +47,9 @@ def attach_callbacks(trainer, cfg: Config) -> None:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     if t.save_first_step:
         trainer.add_callback(SaveFirstStep())
+    if cfg.lora.lisa_n_layers:
+        a = cfg.lora
+        trainer.add_callback(LayerSampling(a.lisa_n_layers, a.lisa_step_interval, a.lisa_layers_attribute, t.seed))
     if cfg.quant.qat and cfg.quant.qat.fake_quant_after_n_steps:
         from axo.model.qat import DelayFakeQuant
 
@@ -66,6 +70,49 @@ class LossWatchdog(TrainerCallback):
             log.warning("Stopping at step %d: the loss stayed above loss_watchdog_threshold=%g for %d logged steps",
                         state.global_step, self.threshold, self.above)
             control.should_training_stop = True
+
+
+class LayerSampling(TrainerCallback):
+    """LISA (arXiv 2403.17919): every `interval` steps, all decoder layers but `n` drawn at random are
+    frozen; embeddings, head and norms always train. Frozen parameters get no gradient, so the
+    optimizer leaves them (and their moments) alone. The draw depends only on the seed and the
+    interval's index: every process draws the same layers, and a resumed run draws what the
+    uninterrupted one did (Axolotl draws from numpy's global state)."""
+
+    def __init__(self, n: int, interval: int, attribute: str, seed: int):
+        self.n, self.interval, self.attribute, self.seed = n, interval, attribute, seed
+        self.period = None
+
+    def layers(self, model):
+        import functools
+
+        from axo.errors import AxoError
+
+        try:
+            layers = functools.reduce(getattr, self.attribute.split("."), model)
+        except AttributeError:
+            raise AxoError(f"`lisa_layers_attribute: {self.attribute}`: {type(model).__name__} has no such "
+                           "attribute. Fix: the dotted path to its decoder layers, e.g. model.layers or "
+                           "model.language_model.layers") from None
+        if self.n > len(layers):
+            raise AxoError(f"`lisa_n_layers: {self.n}` but the model has {len(layers)} layers at {self.attribute}")
+        return layers
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.layers(model)
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        import random
+
+        period = state.global_step // self.interval
+        if period == self.period:
+            return
+        self.period = period
+        layers = self.layers(model)
+        chosen = sorted(random.Random(f"lisa-{self.seed}-{period}").sample(range(len(layers)), self.n))
+        for i, layer in enumerate(layers):
+            layer.requires_grad_(i in chosen)
+        log.info("LISA: layers %s of %d train from step %d", chosen, len(layers), state.global_step + 1)
 
 
 class SaveFirstStep(TrainerCallback):
