@@ -145,10 +145,6 @@ TABLE: dict[str, Rule] = {
              "dsv4_fp8_lora_kernel", "dsv4_shared_mlp_lora_kernel", "dsv4_bf16_all", "dsv4_fp4_grouped_mode",
              "sage_attention", "torch_compile_options",
              "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert"),
-    "llama4_linearized_experts": Rule(
-        "refused", "reads Axolotl's linearized Llama 4 checkpoints (each expert its own Linear), whose expert "
-        "weights transformers' Llama 4 cannot load: the experts would train from random weights. Use the "
-        "original checkpoint (meta-llama/Llama-4-...) with `load_in_4bit: true`"),
     "dense_mixer": Rule("refused", "DenseMixer computes every expert to give an MoE router a dense gradient, "
                         "another gradient than the standard one axo trains with. Remove it"),
     "quantize_moe_experts": Rule("speed", "memory only (quantized MoE experts, CUDA bitsandbytes kernels); the "

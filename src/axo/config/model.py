@@ -49,6 +49,10 @@ class ModelConfig(Area):
     tokenizer_config: str | None = Field(None, description="Where to read the tokenizer from, if not `base_model`.")
     processor_type: str = Field("AutoProcessor", description="Processor class for image-text-to-text models.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint. Off unless set.")
+    llama4_linearized_experts: bool = Field(
+        False, description="The checkpoint is one of Axolotl's linearized Llama 4 ones: each expert's projections are "
+        "separate Linear layers (so LoRA and 4-bit quantization reach each expert). `axo merge-lora` writes the "
+        "usual fused layout.")
     reinit_weights: bool = Field(
         False, description="Build the model from its config with fresh random weights instead of loading them."
     )

@@ -11,6 +11,10 @@ log = logging.getLogger("axo")
 
 def merge_lora(cfg: Config, checkpoint: str | None = None) -> Path:
     model, tokenizer = load_merged(cfg, Path(checkpoint or cfg.train.output_dir))
+    if cfg.model.llama4_linearized_experts:  # the merged model loads in plain transformers
+        from axo.model.llama4 import fuse_experts
+
+        fuse_experts(model)
     out = Path(cfg.train.output_dir) / "merged"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

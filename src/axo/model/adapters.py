@@ -14,14 +14,16 @@ PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "t
 
 
 def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), linear_names: list[str] = (),
-                   tied_embeddings: bool = False):
+                   tied_embeddings: bool = False, not_linear: list[str] = ()):
     from peft import LoraConfig
 
-    targets = a.lora_target_modules
+    targets, excluded = a.lora_target_modules, None
     if a.lora_target_linear:
         # peft's "all-linear" cannot be combined with layers_to_transform; explicit names can
         targets = list(linear_names) if a.peft_layers_to_transform else "all-linear"
+        excluded = list(not_linear) or None
     return LoraConfig(
+        exclude_modules=excluded,
         r=a.lora_r,
         lora_alpha=a.lora_alpha,
         lora_dropout=a.lora_dropout,
@@ -56,12 +58,23 @@ def _token_rows(asked, new_token_ids) -> list[int] | dict | None:
 
 def linear_module_names(model) -> list[str]:
     """Leaf names of the linear layers LoRA can adapt: every nn.Linear (bitsandbytes' included)
-    but the output head."""
+    but the output head and `not_linear_names`."""
     import torch
 
-    head = model.get_output_embeddings()
+    head, odd = model.get_output_embeddings(), set(not_linear_names(model))
     return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                   if isinstance(module, torch.nn.Linear) and module is not head})
+                   if isinstance(module, torch.nn.Linear) and module is not head} - odd)
+
+
+def not_linear_names(model) -> list[str]:
+    """Leaf names of layers a model's own code derives from nn.Linear with a forward of its own, which
+    are not linear layers to adapt: Llama 4's router returns (scores, logits), which LoRA cannot add
+    to. Quantized and fake-quantized linears (bitsandbytes, torchao, QAT) stay adaptable."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and type(module).forward is not torch.nn.Linear.forward
+                   and type(module).__module__.startswith("transformers.models.")})
 
 
 def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
@@ -119,7 +132,8 @@ def _wrap_in_adapter(model, cfg: Config, new_token_ids):
         log.info("Continuing training of the adapter in %s", a.lora_model_dir)
         return PeftModel.from_pretrained(model, a.lora_model_dir, is_trainable=True)
     tied = bool(getattr(model.config, "tie_word_embeddings", False)) and model.get_output_embeddings() is not None
-    return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied))
+    return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied,
+                                                not_linear_names(model)))
 
 
 # What peft puts into a parameter's name: its wrapper's prefix and the adapter's own pieces.

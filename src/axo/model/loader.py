@@ -31,13 +31,18 @@ def load_config(cfg: Config):
     return config
 
 
-def model_class(cfg: Config):
+def model_class(cfg: Config, config=None):
+    """The class to load with: `model_type`'s, with linear experts for a linearized Llama 4."""
     import transformers
 
     cls = getattr(transformers, cfg.model.model_type, None)
     if cls is None:
         raise AxoError(f"`model_type`: transformers {transformers.__version__} has no class "
                        f"{cfg.model.model_type!r}. Fix: use an Auto class such as AutoModelForCausalLM.")
+    if cfg.model.llama4_linearized_experts:
+        from axo.model.llama4 import linearized_class
+
+        return linearized_class(cls, config or load_config(cfg))
     return cls
 
 
@@ -48,7 +53,7 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
 
     m = cfg.model
     config = load_config(cfg)
-    cls = model_class(cfg)
+    cls = model_class(cfg, config)
     kwargs = {"dtype": dtype or torch_dtype(precision), "attn_implementation": attention_backend(m.attn_implementation),
               "trust_remote_code": m.trust_remote_code}
     if m.reinit_weights:  # (never with a quantized base: a config rule)
