@@ -177,13 +177,18 @@ def vllm_serve(ctx: typer.Context, config: str = CONFIG):
     if importlib.util.find_spec("vllm") is None:
         raise AxoError("`axo vllm-serve` needs vLLM on a GPU machine (`pip install vllm`); it is not installed here. "
                        "Without it GRPO generates with the training model (leave `trl.use_vllm` off).")
-    options = cfg.rl.trl
-    command = ["trl", "vllm-serve", "--model", cfg.model.base_model]
-    if options and options.vllm_server_port:
-        command += ["--port", str(options.vllm_server_port)]
-    if options and options.vllm_server_host:
-        command += ["--host", options.vllm_server_host]
-    sys.exit(subprocess.call(command))
+    sys.exit(subprocess.call(serve_command(cfg)))
+
+
+def serve_command(cfg) -> list[str]:
+    """`trl vllm-serve` for the config's model: the `vllm:` block's settings, and the host and port
+    training will reach (`trl.vllm_server_host` / `_port` win over the block's)."""
+    from axo.config.rl import VLLMOptions
+
+    options, server = cfg.rl.trl, cfg.rl.vllm or VLLMOptions()
+    reached = {"host": options and options.vllm_server_host, "port": options and options.vllm_server_port}
+    server = server.model_copy(update={k: v for k, v in reached.items() if v})
+    return ["trl", "vllm-serve", "--model", cfg.model.base_model, *server.serve_arguments()]
 
 
 def main():

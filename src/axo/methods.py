@@ -52,6 +52,12 @@ GRPO_PASSTHROUGH = (
     "vllm_importance_sampling_mode", "vllm_importance_sampling_cap", "vllm_importance_sampling_clip_min",
     "vllm_importance_sampling_clip_max",
 )
+# What GRPO and EBFT read to sample and score completions.
+SAMPLING_OPTIONS = (
+    "rl_beta", "trl.beta", "max_prompt_len", "trl.max_completion_length", "trl.num_generations", "trl.temperature",
+    "trl.epsilon", "trl.loss_type", "trl.scale_rewards", "trl.mask_truncated_completions", "trl.log_completions",
+    "trl.use_vllm", "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port", "vllm",
+    *(f"trl.{key}" for key in GRPO_PASSTHROUGH))
 DPO_OPTIONS = ("dpo_loss_type", "dpo_label_smoothing", "precompute_ref_log_probs")
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
@@ -75,11 +81,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "axo.data.stepwise:StepRows", generates=False),
     Method("grpo", "group relative policy optimization", ("chat_template", TRANSFORM), ("causal_lm",),
            "axo.train.grpo", "trl:GRPOTrainer", "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows",
-           ("rl_beta", "trl.beta", "max_prompt_len", "trl.max_completion_length", "trl.reward_funcs",
-            "trl.reward_weights", "trl.num_generations", "trl.temperature", "trl.epsilon", "trl.loss_type",
-            "trl.scale_rewards", "trl.mask_truncated_completions", "trl.log_completions", "trl.use_vllm",
-            "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port",
-            *(f"trl.{key}" for key in GRPO_PASSTHROUGH)),
+           ("trl.reward_funcs", "trl.reward_weights", *SAMPLING_OPTIONS), truncates=False),
+    Method("ebft", "energy-based fine-tuning (GRPO rewarded by matching the reference answer's features)",
+           ("chat_template", TRANSFORM), ("causal_lm",), "axo.train.grpo", "trl:GRPOTrainer",
+           "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows", ("ebft", *SAMPLING_OPTIONS),
            truncates=False),
 )}
 # The methods chosen by `rl: <name>` (the others by reward_model / process_reward_model, or none).

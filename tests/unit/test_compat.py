@@ -75,10 +75,10 @@ def test_speed_only_keys_are_skipped_with_one_warning(caplog):
 
 
 def test_refused_keys_and_values_say_why():
-    msgs = problems(rl="ebft", optimizer="dion", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
+    msgs = problems(rl="gdpo", optimizer="dion", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
                     datasets=[{"path": "d.jsonl", "type": "alpaca_w_system"}])
     joined = "\n".join(msgs)
-    assert "`rl: ebft`: a training method axo does not have" in joined
+    assert "`rl: gdpo`: a training method axo does not have" in joined
     assert "`optimizer: dion`: Axolotl's `dion` optimizer is not in axo yet" in joined
     assert "`relora`: a training method axo does not have" in joined
     assert "KDPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
@@ -259,10 +259,12 @@ def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
     assert validate({**BASE, "flash_attention": True, "group_by_length": False}).model.attn_implementation
     assert validate({"base_model": "m", "model_type": "AutoModelForSequenceClassification", "num_labels": 1,
                      "reward_model": True, "datasets": [{"path": "p", "type": "bradley_terry.chat_template"}]})
-    for refused in ({"ebft": {"mode": "strided"}}, {"gptq": True},
+    for refused in ({"use_eaft": True}, {"gptq": True},
                     {"max_packed_sequence_len": 2048}):
         [msg] = problems(**refused)
         assert msg.startswith(f"`{next(iter(refused))}`") and TABLE[next(iter(refused))].note in msg
+    msg = problems(rl="ebft", ebft={"mode": "strided"})[0]
+    assert msg.startswith("`ebft.mode`: strided EBFT") and "Use `mode: structured`" in msg
 
 
 def test_older_axolotl_spellings():

@@ -91,3 +91,45 @@ def test_chat_template_prompt_mapping(make_config, tmp_path):
     [row] = prepare(cfg, load_tokenizer(cfg)).train
     assert row["prompt"] == [{"role": "system", "content": "Sort."}, {"role": "user", "content": "3 1"}]
     assert row["answer"] == "1 3"  # other columns reach the reward functions
+
+
+def test_the_vllm_block_reaches_trl_vllm_serve_and_training(caplog):
+    from axo.cli import serve_command
+
+    text = GRPO.format(funcs="sort_rewards.exact") + (
+        "  use_vllm: true\nvllm:\n  host: 10.0.0.2\n  port: 8001\n  gpu_memory_utilization: 0.7\n"
+        "  max_model_len: 2048\n  enforce_eager: true\n  serve_module: axolotl.scripts.vllm_serve_lora\n"
+        "micro_batch_size: 8\n")
+    cfg = load(write(text))
+    command = serve_command(cfg)
+    assert command[:4] == ["trl", "vllm-serve", "--model", "m"]
+    assert " ".join(command[4:]) == ("--host 10.0.0.2 --port 8001 --gpu_memory_utilization 0.7 "
+                                     "--max_model_len 2048 --enforce_eager true")
+    assert "`vllm.serve_module` is not passed: axo serves with `trl vllm-serve`" in caplog.text
+    args = to_grpo_config(cfg, "fp32", has_eval=False)
+    assert (args.vllm_server_host, args.vllm_server_port) == ("10.0.0.2", 8001)  # training reaches that server
+    # trl:'s own host and port win, for both
+    both = load(write(text.replace("  use_vllm: true\n", "  use_vllm: true\n  vllm_server_port: 9000\n")))
+    assert "--port 9000" in " ".join(serve_command(both)) and to_grpo_config(both, "fp32", False).vllm_server_port == 9000
+
+
+def test_ebft_reads_axolotls_transforms_and_weights_its_two_terms():
+    text = ("base_model: m\nrl: ebft\nebft:\n  alignment_coef: 1.0\n  diversity_coef: 0.5\n"
+            "datasets:\n  - path: d.jsonl\n    type: ebft_opencode.transform\nmicro_batch_size: 4\n"
+            "trl:\n  num_generations: 4\n")
+    args = to_grpo_config(load(write(text)), "fp32", has_eval=False)
+    assert args.reward_weights == [1.0, -0.5]
+    with pytest.raises(ConfigError, match=r"`trl.reward_funcs` \(line 12\): does nothing with `rl: ebft`"):
+        load(write(text + "  reward_funcs: [sort_rewards.exact]\n"))
+    with pytest.raises(ConfigError, match=r"`ebft.ce_coef` \(line \d+\): the cross-entropy term"):
+        load(write(text.replace("diversity_coef: 0.5", "ce_coef: 0.03")))
+
+
+def test_a_regex_lora_target_reaches_peft_as_one():
+    from axo.config import validate
+
+    base = {"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "alpaca"}], "adapter": "lora"}
+    pattern = r".*\.layers\.(3|7)\.self_attn\.(q|v)_proj"
+    assert validate({**base, "lora_target_modules": pattern}).lora.lora_target_modules == pattern
+    assert validate({**base, "lora_target_modules": "self_attn.q_proj"}).lora.lora_target_modules == \
+        ["self_attn.q_proj"]  # a name (peft matches it as a suffix), not a pattern

@@ -40,10 +40,14 @@ ROWS = {
              {"messages": [{"role": "user", "content": "Sort 3 1 2"}], "answer": "1 2 3"},
              ({"messages": "Sort 3 1 2", "answer": "1 2 3"}, "messages"),
              {"messages": [{"role": "user", "content": LONG}], "answer": "9"}),
+    "ebft": ({**CHAT, "trl": {"max_completion_length": 8}}, "chat_template",
+             {"messages": [{"role": "user", "content": "Sort 3 1 2"}], "ground_truth": "1 2 3"},
+             ({"messages": "Sort 3 1 2", "ground_truth": "1 2 3"}, "messages"),
+             {"messages": [{"role": "user", "content": LONG}], "ground_truth": "9"}),
 }
 METHOD_KEYS = {"sft": {}, "dpo": {"rl": "dpo"}, "ipo": {"rl": "ipo"}, "orpo": {"rl": "orpo"},
                "simpo": {"rl": "simpo"}, "kto": {"rl": "kto"}, "grpo": {"rl": "grpo"},
-               "reward": {"reward_model": True, "model_type": "AutoModelForSequenceClassification", "num_labels": 1},
+               "ebft": {"rl": "ebft"}, "reward": {"reward_model": True, "model_type": "AutoModelForSequenceClassification", "num_labels": 1},
                "process_reward": {"process_reward_model": True}}
 
 

@@ -14,8 +14,10 @@ class AdapterConfig(Area):
     lora_r: int = Field(8, gt=0, description="LoRA rank.")
     lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    lora_target_modules: list[str] | None = Field(
-        None, description="Module names to adapt, e.g. [q_proj, v_proj]; unset uses peft's default for the architecture."
+    lora_target_modules: list[str] | str | None = Field(
+        None, description="Module names to adapt, e.g. [q_proj, v_proj], or one regular expression matched against "
+        "whole module names (peft's string form), e.g. '.*\\.layers\\.(3|7)\\.self_attn\\.q_proj'; unset uses "
+        "peft's default for the architecture."
     )
     lora_target_linear: bool = Field(False, description="Adapt every linear layer except the output head.")
     lora_modules_to_save: list[str] | None = Field(
@@ -61,9 +63,11 @@ class AdapterConfig(Area):
     @model_validator(mode="before")
     @classmethod
     def _single_module_as_list(cls, data):
-        # Axolotl accepts `lora_target_modules: q_proj`; keep that spelling working.
-        if isinstance(data, dict) and isinstance(data.get("lora_target_modules"), str):
-            data = {**data, "lora_target_modules": [data["lora_target_modules"]]}
+        # Axolotl accepts `lora_target_modules: q_proj` (one name) and hands a string with regex
+        # characters to peft as the regular expression it is.
+        target = data.get("lora_target_modules") if isinstance(data, dict) else None
+        if isinstance(target, str) and not set(target) & set("*|()[]^$\\+?{}"):
+            data = {**data, "lora_target_modules": [target]}
         return data
 
     def check(self):

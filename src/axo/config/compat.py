@@ -167,7 +167,7 @@ TABLE: dict[str, Rule] = {
     **_group("speed", "OpenTelemetry metrics export (not in axo; TensorBoard, MLflow and W&B are)",
              "use_otel_metrics", "otel_metrics_host", "otel_metrics_port"),
     # --- refused: they would change what is learned ---------------------------------------------
-    **_group("refused", METHOD, "ebft", "use_eaft", "eaft_alpha", "eaft_k", "use_pose", "pose_max_context_len",
+    **_group("refused", METHOD, "use_eaft", "eaft_alpha", "eaft_k", "use_pose", "pose_max_context_len",
              "pose_num_chunks", "pose_split_on_token_ids", "relora", "relora_cpu_offload", "relora_prune_method",
              "relora_prune_ratio", "s2_attention",
              "scaling_softmax", "scaling_softmax_factor", "use_onebitllms", "use_mora", "mora_type", "mora",
@@ -246,8 +246,6 @@ TABLE: dict[str, Rule] = {
              "nemo_gym_auto_start", "nemo_gym_model_name", "nemo_gym_multi_turn", "nemo_gym_max_turns"),
     **_group("refused", "NVFP4 merge-aware training needs Blackwell GPUs and is not in axo", "nvfp4_merge_aware",
              "nvfp4_merge_aware_start_step"),
-    **_group("refused", "this vLLM server setting is not passed by axo yet; `axo vllm-serve` serves with "
-             "trl's defaults", "vllm"),
     # --- keys of the `trl:` block TRL 1.16 does not have -------------------------------------------
     **_group("speed", "a GRPO throughput option TRL 1.16 does not have; rollouts run one after the other",
              "trl.async_prefetch", "trl.prefetch_depth", "trl.reward_num_workers", "trl.vllm_lora_sync",
@@ -300,7 +298,7 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
                   for name in ("dion", "adopt_adamw", "came_pytorch", "optimi_adamw", "ao_adamw_fp8",
                                "adamc", "sinkgd", "polora", "flash_adamw", "flash_adam", "flash_sgd", "flash_sgdw",
                                "flash_lion", "q_galore_adamw8bit")},
-    "rl": {name: METHOD for name in ("ebft", "gdpo", "gspo", "rloo", "online_dpo", "gkd")},
+    "rl": {name: METHOD for name in ("gdpo", "gspo", "rloo", "online_dpo", "gkd")},
     "datasets.type": {name: "an older prompt format axo does not write; use `type: alpaca`, a user-defined "
                       "mapping under `type:`, or `type: chat_template`"
                       for name in ("alpaca_chat", "alpaca_w_system", "reflection", "explainchoice", "concisechoice",

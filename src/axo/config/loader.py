@@ -132,9 +132,10 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
 def _nested_models() -> dict:
     from axo.config.parallel import FSDPOptions
     from axo.config.quantization import QATScheme, TorchAOScheme
-    from axo.config.rl import TRLOptions
+    from axo.config.rl import EBFTOptions, TRLOptions, VLLMOptions
 
-    return {"fsdp_config": FSDPOptions, "trl": TRLOptions, "qat": QATScheme, "quantization": TorchAOScheme}
+    return {"fsdp_config": FSDPOptions, "trl": TRLOptions, "ebft": EBFTOptions, "vllm": VLLMOptions,
+            "qat": QATScheme, "quantization": TorchAOScheme}
 
 
 def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:

@@ -1,6 +1,6 @@
 """Preference learning and reward models, trained through TRL."""
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -66,10 +66,107 @@ class TRLOptions(Area):
             yield ("reward_weights",), "needs one weight per `trl.reward_funcs` entry"
 
 
+class EBFTOptions(Area):
+    """The `ebft:` block of `rl: ebft` (energy-based fine-tuning, Jelassi et al. 2026): GRPO whose reward
+    is how well a sampled answer's features match the reference answer's, read off a frozen copy of
+    the starting model, minus how alike the answers to one prompt are."""
+
+    mode: Literal["structured", "strided"] = Field(
+        "structured", description="structured: prompt and reference-answer rows (`ground_truth`), sampled "
+        "like GRPO. strided (rollouts inside raw documents) is not in axo yet.")
+    feature_layers: list[float] = Field(
+        [0.25, 0.5, 0.75], min_length=1, description="Depths (fractions of the layers; 0: the embeddings) whose "
+        "hidden states, concatenated, are the features.")
+    embed_method: Literal["last_token", "mean_pooling", "completion_mean", "concat"] = Field(
+        "last_token", description="One vector per sequence: the last token's features, the mean over the "
+        "sequence or over the answer only, or the features at 1/4, 1/2 and 3/4 of it, concatenated.")
+    use_whitening: bool = Field(
+        False, description="Whiten each prompt's features by the SVD of its sampled answers' features (no "
+        "direction dominates); otherwise they are L2-normalised.")
+    alignment_coef: float = Field(1.0, description="Weight of alignment: 2 x cosine(answer, reference).")
+    diversity_coef: float = Field(
+        1.0, description="Weight of the diversity penalty: 2 x mean dot product with the prompt's other answers.")
+    ce_coef: float = Field(0.0, ge=0, description="Cross-entropy on the reference answer, mixed into the loss "
+                           "(not in axo yet: 0).")
+    adaptive_max_tokens: bool = Field(
+        True, description="Axolotl's vLLM path caps each batch's completions at gt_length_multiplier x the "
+        "longest reference; axo generates up to `trl.max_completion_length`.")
+    gt_length_multiplier: float = Field(1.5, gt=0, description="See adaptive_max_tokens.")
+    # strided mode's keys: read so that a strided config gets one clear refusal, not unknown keys
+    stride: int | None = Field(None, description="Strided mode (not in axo yet).")
+    context_length: int | None = Field(None, description="Strided mode (not in axo yet).")
+    generate_max_len: int | None = Field(None, description="Strided mode (not in axo yet).")
+    n_samples_per_prompt: int | None = Field(None, description="Strided mode (not in axo yet).")
+    temperature: float | None = Field(None, description="Strided mode (not in axo yet).")
+    top_p: float | None = Field(None, description="Strided mode (not in axo yet).")
+    rl_coef: float | None = Field(None, description="Strided mode (not in axo yet).")
+    advantage_estimator: str | None = Field(None, description="Strided mode (not in axo yet).")
+    min_completion_prefix: int | None = Field(None, description="Strided mode (not in axo yet).")
+
+    STRIDED: ClassVar[tuple] = ("stride", "context_length", "generate_max_len", "n_samples_per_prompt",
+                                "temperature", "top_p", "rl_coef", "advantage_estimator", "min_completion_prefix")
+
+    def check(self):
+        if self.mode == "structured":
+            for key in self.STRIDED:
+                if getattr(self, key) is not None:
+                    yield (key,), "is read by strided EBFT only; structured EBFT samples with `trl:`'s settings"
+        if self.mode == "strided":
+            yield ("mode",), ("strided EBFT (short rollouts at anchors inside raw documents, generated with "
+                              "strided attention masks) is not in axo yet: it would learn something else. Use "
+                              "`mode: structured` with prompt / ground_truth rows")
+        if self.ce_coef:
+            yield ("ce_coef",), "the cross-entropy term on the reference answer is not in axo's EBFT yet; set 0"
+        if any(not 0 <= f <= 1 for f in self.feature_layers):
+            yield ("feature_layers",), "each depth is a fraction of the model's layers, from 0 to 1"
+
+
+class VLLMOptions(Area):
+    """The `vllm:` block: how `axo vllm-serve` starts the vLLM server GRPO samples from."""
+
+    host: str | None = Field(None, description="Address to serve on (and for training to reach, unless "
+                             "`trl.vllm_server_host` says otherwise).")
+    port: int | None = Field(None, description="Port, likewise (`trl.vllm_server_port`).")
+    tensor_parallel_size: int | None = Field(None, gt=0, description="GPUs one model copy is split over.")
+    data_parallel_size: int | None = Field(None, gt=0, description="Model copies serving side by side.")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="Share of GPU memory vLLM takes.")
+    dtype: str | None = Field(None, description="Weights' dtype in vLLM (auto, bfloat16...).")
+    max_model_len: int | None = Field(None, gt=0, description="Longest prompt + completion vLLM serves.")
+    enable_prefix_caching: bool | None = Field(None, description="Reuse the KV cache of shared prompt prefixes.")
+    enforce_eager: bool | None = Field(None, description="No CUDA graphs (less memory, slower).")
+    # Axolotl's own server options: TRL's server has no equivalent and returns the same tokens without them.
+    device: str | None = Field(None, description="Not passed: vLLM uses the GPUs CUDA_VISIBLE_DEVICES shows.")
+    enable_reasoning: bool | None = Field(None, description="Not passed: TRL's server returns token ids.")
+    reasoning_parser: str | None = Field(None, description="Not passed: TRL's server returns token ids.")
+    serve_module: str | None = Field(None, description="Not passed: axo serves with `trl vllm-serve`.")
+    worker_extension_cls: str | None = Field(None, description="Not passed: axo serves with `trl vllm-serve`.")
+
+    PASSED: ClassVar[tuple] = ("host", "port", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+                               "dtype", "max_model_len", "enable_prefix_caching", "enforce_eager")
+
+    def serve_arguments(self) -> list[str]:
+        """`trl vllm-serve` arguments for the options set; a note for each one not passed."""
+        import logging
+
+        args = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name in self.PASSED:
+                args += [f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)]
+            else:
+                logging.getLogger("axo").warning("`vllm.%s` is not passed: %s", name,
+                                                 type(self).model_fields[name].description.removeprefix("Not passed: "))
+        return args
+
+
 class RLConfig(Area):
     rl: RLMethod | None = Field(None, description="Preference or RL method: " + ", ".join(RL_VALUES) + ".")
     rl_beta: float | None = Field(None, gt=0, description="Strength of the preference loss (Axolotl also: dpo_beta).")
     trl: TRLOptions | None = Field(None, description="TRL options.")
+    ebft: EBFTOptions | None = Field(None, description="`rl: ebft`: what the feature-matching reward reads.")
+    vllm: VLLMOptions | None = Field(None, description="How `axo vllm-serve` serves the model GRPO samples from.")
     dpo_loss_type: list[str] | None = Field(None, description="DPO loss(es), e.g. [sigmoid], [hinge], [ipo].")
     dpo_label_smoothing: float | None = Field(None, ge=0, lt=0.5, description="Conservative DPO / robust DPO noise.")
     orpo_alpha: float | None = Field(None, gt=0, description="ORPO: weight of the odds-ratio term (TRL's beta).")
@@ -109,6 +206,11 @@ class RLConfig(Area):
         area, _, name = key.rpartition(".")
         owner = self.trl if area == "trl" else self
         return getattr(owner, name) if owner is not None else None
+
+    @property
+    def ebft_options(self) -> EBFTOptions:
+        """`ebft:`, or Axolotl's defaults when `rl: ebft` comes without the block."""
+        return self.ebft or EBFTOptions()
 
     @property
     def beta(self) -> float | None:

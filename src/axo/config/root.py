@@ -139,7 +139,7 @@ LABEL_KEYS = ("roles_to_train", "train_on_eos", "train_on_eot", "message_field_t
 
 def _wrong_rows(ds, method: Method, training: str) -> str:
     if ds.row_type == "transform":
-        return f"`{ds.type}` is a row transform, which feeds `rl: grpo`; {training} reads {', '.join(method.row_types)}"
+        return f"`{ds.type}` is a row transform, which feeds `rl: grpo` and `rl: ebft`; {training} reads {', '.join(method.row_types)}"
     readers = [m for m in METHODS.values() if ds.row_type in m.row_types]
     hint = f" (`{ds.type_name}` rows train {', '.join(training_name(m) for m in readers)})" if readers else ""
     return f"`{ds.type_name}` is not a row format of {training}; use " + ", ".join(method.row_types) + hint

@@ -8,10 +8,26 @@ from pathlib import Path
 from typing import Callable
 
 
+# Row transforms Axolotl ships under these names, written in axo (data/transforms.py). A module of
+# the same name next to the config still wins.
+AXOLOTL_TRANSFORMS = {
+    "ebft_opencode.transform": "ebft_opencode",
+    "ebft_reasoning.transform": "ebft_reasoning",
+    "ebft_reasoning.transform_answer_only": "ebft_reasoning_answer_only",
+}
+
+
 def resolve(dotted: str) -> Callable:
     """`package.module.function` -> the function (modules next to the config are importable)."""
     module_name, _, name = dotted.rpartition(".")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if dotted not in AXOLOTL_TRANSFORMS or err.name != module_name.split(".")[0]:
+            raise
+        from axo.data import transforms
+
+        return getattr(transforms, AXOLOTL_TRANSFORMS[dotted])
     return getattr(module, name)
 
 

@@ -1,5 +1,6 @@
 """GRPO with the user's reward functions, through TRL's GRPOTrainer: the recipe, top to bottom.
-Generation uses the training model unless `trl.use_vllm` is set, so it runs on a CPU."""
+EBFT is the same recipe with the feature-matching reward (train/ebft.py). Generation uses the
+training model unless `trl.use_vllm` is set, so it runs on a CPU."""
 
 import logging
 
@@ -22,7 +23,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     # Preflight: hardware, and the reward functions (already import-checked when the config loaded)
     run = start_run(cfg)
-    reward_funcs = [resolve(path) for path in cfg.rl.trl.reward_funcs]
+    ebft = cfg.method.name == "ebft"
+    reward_funcs = [] if ebft else [resolve(path) for path in cfg.rl.trl.reward_funcs]
 
     # Prompts, then the model that answers them
     text = load_processing(cfg)
@@ -31,6 +33,11 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
     args = engine_ready(to_grpo_config(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
+    if ebft:  # its reward reads the starting model, so it exists once the model does
+        from axo.train.ebft import FeatureMatching
+
+        reward_funcs = FeatureMatching(model, text.tokenizer, cfg.rl.ebft_options, cfg.data.sequence_len,
+                                       args.chat_template_kwargs).reward_funcs
 
     trainer = GRPOTrainer(
         model=model,

@@ -72,14 +72,21 @@ def _completion_length(cfg: Config) -> int | None:
 def to_grpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
     from trl import GRPOConfig
 
-    o = cfg.rl.trl
+    from axo.config.rl import TRLOptions
+
+    o = cfg.rl.trl or TRLOptions()
     kwargs = training_kwargs(cfg, precision, has_eval, tf32)
+    if cfg.method.name == "ebft":  # its two reward functions, weighted by the ebft: coefficients
+        e = cfg.rl.ebft_options
+        o = o.model_copy(update={"reward_weights": [e.alignment_coef, -e.diversity_coef]})
     return GRPOConfig(**kwargs, use_vllm=o.use_vllm, **_set(
         beta=o.beta if o.beta is not None else cfg.rl.rl_beta, max_completion_length=o.max_completion_length,
         num_generations=o.num_generations, temperature=o.temperature, epsilon=o.epsilon, loss_type=o.loss_type,
         scale_rewards=o.scale_rewards, mask_truncated_completions=o.mask_truncated_completions,
         log_completions=o.log_completions, reward_weights=o.reward_weights, vllm_mode=o.vllm_mode,
-        vllm_server_host=o.vllm_server_host, vllm_server_port=o.vllm_server_port,
+        # the server `axo vllm-serve` started from the `vllm:` block, unless trl: names another
+        vllm_server_host=o.vllm_server_host or (cfg.rl.vllm and cfg.rl.vllm.host),
+        vllm_server_port=o.vllm_server_port or (cfg.rl.vllm and cfg.rl.vllm.port),
         **{key: getattr(o, key) for key in GRPO_PASSTHROUGH if key != "chat_template_kwargs"},
         # the top-level variables (the ones SFT and preference rows get), unless trl: names its own
         **{"chat_template_kwargs": o.chat_template_kwargs or cfg.data.chat_template_kwargs}))
