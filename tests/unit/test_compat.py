@@ -169,13 +169,15 @@ def test_the_readme_shows_the_table():
 def test_swanlab_comet_and_trackio_keys(make_config, tmp_path):
     from axo.model.preflight import check_backends
 
-    cfg = make_config(use_swanlab=True, swanlab_project="p", swanlab_mode="offline", use_comet=True,
+    cfg = make_config(use_swanlab=True, swanlab_project="p", swanlab_mode="offline", swanlab_description="d",
+                      swanlab_web_host="https://swan.example", use_comet=True,
                       comet_project_name="c", comet_online=False, trackio_project_name="t", trackio_space_id="me/s",
                       trackio_run_name="run-1")
     assert cfg.logging.report_to == ["swanlab", "comet_ml", "trackio"]
     env = to_tracker_env(cfg.logging, str(tmp_path), environ={})
     assert (env["SWANLAB_PROJECT"], env["SWANLAB_MODE"], env["COMET_PROJECT_NAME"], env["COMET_START_ONLINE"]) == \
         ("p", "offline", "c", "false")
+    assert (env["SWANLAB_DESCRIPTION"], env["SWANLAB_WEB_HOST"]) == ("d", "https://swan.example")
     args = to_training_args(cfg, "fp32", has_eval=False)
     assert (args.project, args.trackio_space_id, args.run_name) == ("t", "me/s", "run-1")
     with pytest.raises(Exception, match="`pip install swanlab`"):  # not installed here: the metrics would be lost

@@ -228,8 +228,10 @@ TABLE: dict[str, Rule] = {
              "generation_interval", "generation_steps", "generation_max_length"),
     **_group("refused", "this tracker option is not passed by axo yet (what you asked to be logged would be "
              "missing); the tracker itself works (use_swanlab, use_comet)", "comet_experiment_config",
-             "swanlab_description", "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url",
-             "swanlab_lark_secret", "swanlab_log_completions", "swanlab_completion_log_interval",
+             "swanlab_lark_webhook_url", "swanlab_lark_secret"),
+    **_group("speed", "logging only: Axolotl's SwanLab table of RLHF completions reads log keys (dpo/chosen, "
+             "grpo/completion...) that TRL's trainers do not write, so it stays empty there too; GRPO's sampled "
+             "completions: `trl.log_completions`", "swanlab_log_completions", "swanlab_completion_log_interval",
              "swanlab_completion_max_buffer"),
     **_group("refused", "Tinker/hatchery remote training is not in axo", "backend", "base_url", "api_key",
              "project_id", "lora_rank", "train_attn", "train_mlp", "train_unembed", "loss_fn", "loss_fn_config",

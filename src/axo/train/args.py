@@ -151,7 +151,8 @@ def _optim_args(value) -> str | None:
 
 
 def to_tracker_env(lg: LoggingConfig, output_dir: str, environ: dict) -> dict[str, str]:
-    """Tracker settings as the environment variables transformers' MLflow and W&B callbacks read."""
+    """Tracker settings as the environment variables transformers' tracker callbacks (and the
+    trackers' own init) read."""
     uri = lg.mlflow_tracking_uri
     if lg.use_mlflow and uri is None and not environ.get("MLFLOW_TRACKING_URI"):
         uri = (Path(output_dir).resolve() / "mlruns").as_uri()  # a local store, next to the run
@@ -170,6 +171,9 @@ def to_tracker_env(lg: LoggingConfig, output_dir: str, environ: dict) -> dict[st
         "HF_MLFLOW_LOG_ARTIFACTS": _env_flag(lg.hf_mlflow_log_artifacts),
         "SWANLAB_PROJECT": lg.swanlab_project, "SWANLAB_MODE": lg.swanlab_mode, "SWANLAB_WORKSPACE": lg.swanlab_workspace,
         "SWANLAB_API_KEY": lg.swanlab_api_key, "SWANLAB_LOG_MODEL": _env_flag(lg.swanlab_log_model),
+        # swanlab.init reads these where transformers' callback passes no argument
+        "SWANLAB_DESCRIPTION": lg.swanlab_description, "SWANLAB_WEB_HOST": lg.swanlab_web_host,
+        "SWANLAB_API_HOST": lg.swanlab_api_host,
         "COMET_API_KEY": lg.comet_api_key, "COMET_WORKSPACE": lg.comet_workspace,
         "COMET_PROJECT_NAME": lg.comet_project_name, "COMET_EXPERIMENT_KEY": lg.comet_experiment_key,
         "COMET_MODE": lg.comet_mode, "COMET_START_ONLINE": _env_flag(lg.comet_online),
