@@ -266,7 +266,7 @@ def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
         [msg] = problems(**refused)
         assert msg.startswith(f"`{next(iter(refused))}`") and TABLE[next(iter(refused))].note in msg
     msg = problems(rl="ebft", ebft={"mode": "strided"})[0]
-    assert msg.startswith("`ebft.mode`: strided EBFT") and "Use `mode: structured`" in msg
+    assert msg.startswith("`ebft.mode`: strided EBFT") and "Use `ebft.mode: structured`" in msg
 
 
 def test_older_axolotl_spellings():

@@ -49,6 +49,9 @@ LIGER = "Liger's fused kernels (a CUDA GPU and `pip install liger-kernel`, then 
 KERNELS = "fused GPU kernels that axo does not drive; the same math runs without them"
 GPU_ONLY = "a GPU-only speed-up; the same math runs without it"
 NOT_TRAINING = "has no effect on training, which is all axo does with the config"
+STRIDED_EBFT = ("strided EBFT (short rollouts at anchors inside raw documents, generated with strided attention "
+                "masks) is not in axo yet: it would learn something else. Use `ebft.mode: structured` with "
+                "prompt / ground_truth rows")
 METHOD = "a training method axo does not have; it would learn something else. Nearest: the methods in `axo --help` (rl: dpo, kto, orpo, grpo...)"
 PLUGINS = {
     "axolotl.integrations.liger.LigerPlugin": "speed",
@@ -246,6 +249,9 @@ TABLE: dict[str, Rule] = {
              "nemo_gym_dir", "nemo_gym_auto_clone", "nemo_gym_config_paths", "nemo_gym_head_port",
              "nemo_gym_server_timeout", "nemo_gym_verify_timeout", "nemo_gym_run_timeout", "nemo_gym_datasets",
              "nemo_gym_auto_start", "nemo_gym_model_name", "nemo_gym_multi_turn", "nemo_gym_max_turns"),
+    **_group("refused", STRIDED_EBFT, *(f"ebft.{key}" for key in (
+        "stride", "context_length", "generate_max_len", "n_samples_per_prompt", "temperature", "top_p", "rl_coef",
+        "advantage_estimator", "min_completion_prefix"))),
     **_group("refused", "NVFP4 merge-aware training needs Blackwell GPUs and is not in axo", "nvfp4_merge_aware",
              "nvfp4_merge_aware_start_step"),
     # --- keys of the `trl:` block TRL 1.16 does not have -------------------------------------------

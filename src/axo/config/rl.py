@@ -92,29 +92,11 @@ class EBFTOptions(Area):
         True, description="Axolotl's vLLM path caps each batch's completions at gt_length_multiplier x the "
         "longest reference; axo generates up to `trl.max_completion_length`.")
     gt_length_multiplier: float = Field(1.5, gt=0, description="See adaptive_max_tokens.")
-    # strided mode's keys: read so that a strided config gets one clear refusal, not unknown keys
-    stride: int | None = Field(None, description="Strided mode (not in axo yet).")
-    context_length: int | None = Field(None, description="Strided mode (not in axo yet).")
-    generate_max_len: int | None = Field(None, description="Strided mode (not in axo yet).")
-    n_samples_per_prompt: int | None = Field(None, description="Strided mode (not in axo yet).")
-    temperature: float | None = Field(None, description="Strided mode (not in axo yet).")
-    top_p: float | None = Field(None, description="Strided mode (not in axo yet).")
-    rl_coef: float | None = Field(None, description="Strided mode (not in axo yet).")
-    advantage_estimator: str | None = Field(None, description="Strided mode (not in axo yet).")
-    min_completion_prefix: int | None = Field(None, description="Strided mode (not in axo yet).")
-
-    STRIDED: ClassVar[tuple] = ("stride", "context_length", "generate_max_len", "n_samples_per_prompt",
-                                "temperature", "top_p", "rl_coef", "advantage_estimator", "min_completion_prefix")
-
     def check(self):
-        if self.mode == "structured":
-            for key in self.STRIDED:
-                if getattr(self, key) is not None:
-                    yield (key,), "is read by strided EBFT only; structured EBFT samples with `trl:`'s settings"
+        from axo.config.compat import STRIDED_EBFT
+
         if self.mode == "strided":
-            yield ("mode",), ("strided EBFT (short rollouts at anchors inside raw documents, generated with "
-                              "strided attention masks) is not in axo yet: it would learn something else. Use "
-                              "`mode: structured` with prompt / ground_truth rows")
+            yield ("mode",), STRIDED_EBFT
         if self.ce_coef:
             yield ("ce_coef",), "the cross-entropy term on the reference answer is not in axo's EBFT yet; set 0"
         if any(not 0 <= f <= 1 for f in self.feature_layers):

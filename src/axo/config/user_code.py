@@ -2,6 +2,7 @@
 checked when the config loads, before any model: a typo costs seconds, not a model load."""
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -14,6 +15,16 @@ AXOLOTL_TRANSFORMS = {
     "ebft_opencode.transform": "ebft_opencode",
     "ebft_reasoning.transform": "ebft_reasoning",
     "ebft_reasoning.transform_answer_only": "ebft_reasoning_answer_only",
+}
+# The ones axo does not have, with why.
+AXOLOTL_TRANSFORMS_REFUSED = {
+    **dict.fromkeys(("ebft_pretrain.transform", "ebft_strided_structured.transform", "ebft_strided_chat.transform",
+                     "ebft_reasoning.transform_strided"), "Axolotl's transform for strided EBFT, which is not in axo yet"),
+    **dict.fromkeys(("ebft_chat_multiturn.transform", "ebft_chat_multiturn.transform_last_turn",
+                     "ebft_chat_multiturn.transform_all_turns"),
+                    "Axolotl's transform for multi-turn EBFT (each later turn generated in turn), not in axo yet"),
+    "ebft_reasoning.transform_split_thinking": "Axolotl's transform that moves <think> into reasoning_content, "
+                                               "which axo does not have (ebft_reasoning.transform keeps it)",
 }
 
 
@@ -60,6 +71,9 @@ def check_user_code(data, rl) -> list:
 
 
 def _check(dotted: str, key: tuple, valid, shape: str) -> list:
+    if dotted in AXOLOTL_TRANSFORMS_REFUSED and importlib.util.find_spec(dotted.rpartition(".")[0]) is None:
+        return [(key, f"`{dotted}` is {AXOLOTL_TRANSFORMS_REFUSED[dotted]}; axo has ebft_opencode.transform and "
+                      "ebft_reasoning.transform(_answer_only) for structured EBFT")]
     try:
         func = resolve(dotted)
     except (ImportError, AttributeError, ValueError) as err:
