@@ -49,6 +49,22 @@ LIGER = "Liger's fused kernels (a CUDA GPU and `pip install liger-kernel`, then 
 KERNELS = "fused GPU kernels that axo does not drive; the same math runs without them"
 GPU_ONLY = "a GPU-only speed-up; the same math runs without it"
 NOT_TRAINING = "has no effect on training, which is all axo does with the config"
+# Keys refused only in combination, by a rule where the config is checked; the README's table lists them.
+COMBINATIONS = {
+    "cp_needs_fsdp2": ("`context_parallel_size` > 1 without FSDP2 (also under DeepSpeed's ALST)",
+                       "context parallelism runs on FSDP2's device mesh: set `fsdp_version: 2`"),
+    "muon_whole_matrices": ("`optimizer: muon` with FSDP or DeepSpeed",
+                            "`muon` orthogonalises whole weight matrices, which FSDP and DeepSpeed shard across "
+                            "processes; axo has no distributed Muon. Train it with DDP, or pick adamw_torch"),
+    "qat_deepspeed": ("`qat` with DeepSpeed", "QAT swaps the layers' classes, which axo has not proven under "
+                      "DeepSpeed's partitioning: train QAT with FSDP (`fsdp_version: 2`) or DDP"),
+    "lisa_whole_layers": ("`lisa_n_layers` with FSDP or DeepSpeed",
+                          "LISA freezes and unfreezes whole layers during training, which FSDP and DeepSpeed fix when "
+                          "they shard the model: train LISA with DDP"),
+    "model_class": ("`model_type` naming a class outside transformers' task classes (mamba_ssm's "
+                    "`MambaLMHeadModel`)", "axo loads models through transformers' classes: use a class ending in "
+                    "ForCausalLM (e.g. MambaForCausalLM with a checkpoint in transformers' format)"),
+}
 STRIDED_EBFT = ("strided EBFT (short rollouts at anchors inside raw documents, generated with strided attention "
                 "masks) is not in axo yet: it would learn something else. Use `ebft.mode: structured` with "
                 "prompt / ground_truth rows")
@@ -395,6 +411,8 @@ def markdown() -> str:
             "what axo does" if cls == "mapped" else "what would enable it" if cls == "speed" else "why, and the nearest option")
             + " |", "|---|---|"]
         lines += [f"| {', '.join(f'`{k}`' for k in sorted(ks))} | {note} |" for note, ks in by_note.items()]
+        if cls == "refused":
+            lines += [f"| {label} | {note} |" for label, note in COMBINATIONS.values()]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

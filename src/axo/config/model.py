@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from axo.config.base import Area
+from axo.config.compat import COMBINATIONS
 
 # What axo trains, by the class-name ending transformers uses for it.
 TASKS = {
@@ -99,7 +100,7 @@ class ModelConfig(Area):
             raise ValueError(f"{value!r} is not a class name")
         if not any(value.endswith(suffix) for suffix in TASKS):
             raise ValueError(f"model class {value!r} is not supported yet; use a class ending in "
-                             + ", ".join(TASKS) + " (e.g. AutoModelForCausalLM)")
+                             + ", ".join(TASKS) + " (e.g. AutoModelForCausalLM). " + COMBINATIONS["model_class"][1])
         return value
 
     @field_validator("attn_implementation")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from axo.config.base import Area
+from axo.config.compat import COMBINATIONS
 
 log = logging.getLogger("axo")
 
@@ -110,7 +111,7 @@ class ParallelConfig(Area):
         if self.use_fsdp and self.deepspeed:
             yield ("deepspeed",), "`deepspeed` and FSDP (`fsdp_version` / `fsdp_config`) both shard the model; keep one"
         if (self.context_parallel_size or 1) > 1 and not self.use_fsdp:
-            yield ("context_parallel_size",), "context parallelism runs on FSDP2's device mesh: set `fsdp_version: 2`"
+            yield ("context_parallel_size",), COMBINATIONS["cp_needs_fsdp2"][1]
         if ((self.dp_shard_size or 1) > 1) and not self.use_fsdp:
             yield ("dp_shard_size",), "the FSDP2 sharding degree needs `fsdp_version: 2`"
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from axo.config.adapter import AdapterConfig
 from axo.config.base import Area, Problem, Skipped
+from axo.config.compat import COMBINATIONS
 from axo.config.data import DataConfig
 from axo.config.logging import LoggingConfig
 from axo.config.model import ModelConfig
@@ -179,20 +180,17 @@ def _loraplus_builds_adamw(lora: AdapterConfig, train: TrainingConfig) -> Iterat
 
 def _lisa_needs_whole_layers(lora: AdapterConfig, parallel: ParallelConfig) -> Iterator[Problem]:
     if lora.lisa_n_layers and (parallel.use_fsdp or parallel.deepspeed):
-        yield ("lisa_n_layers",), ("LISA freezes and unfreezes whole layers during training, which FSDP and DeepSpeed "
-                                   "fix when they shard the model: train LISA with DDP")
+        yield ("lisa_n_layers",), COMBINATIONS["lisa_whole_layers"][1]
 
 
 def _muon_needs_whole_matrices(train: TrainingConfig, parallel: ParallelConfig) -> Iterator[Problem]:
     if train.optimizer == "muon" and (parallel.use_fsdp or parallel.deepspeed):
-        yield ("optimizer",), ("`muon` orthogonalises whole weight matrices, which FSDP and DeepSpeed shard across "
-                               "processes; axo has no distributed Muon. Train it with DDP, or pick adamw_torch")
+        yield ("optimizer",), COMBINATIONS["muon_whole_matrices"][1]
 
 
 def _qat_on_whole_layers(quant: QuantizationConfig, parallel: ParallelConfig) -> Iterator[Problem]:
     if quant.qat and parallel.deepspeed:
-        yield ("qat",), ("QAT swaps the layers' classes, which axo has not proven under DeepSpeed's partitioning: "
-                         "train QAT with FSDP (`fsdp_version: 2`) or DDP")
+        yield ("qat",), COMBINATIONS["qat_deepspeed"][1]
 
 
 def _streams_need_max_steps(data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:
