@@ -231,3 +231,35 @@ def test_chat_template_kwargs_reach_every_rendering(chat, make_config):
     pair = pairs.read({"messages": CONVERSATION[1:2], "chosen": "1 2 3", "rejected": "3 2 1"})
     assert pair["chat_template_kwargs"] == {"reasoning_effort": "low"} and "chat_template_kwargs" in pairs.columns(None)
     assert pair["chosen_len"] == len(tok("[low] 1 2 3<|im_end|>\n", add_special_tokens=False)["input_ids"])
+
+
+AXOLOTL_TEMPLATE_NAMES = (  # Axolotl 0.19's list (shared/axolotl-config-keys/usage-in-axolotl-examples.md)
+    "alpaca chatml mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken gemma cohere llama3 llama3_2_vision "
+    "llama4 phi_3 phi_35 deepseek_v2 deepseek_v3 jamba jinja qwen_25 qwen3 qwen3_5 falcon_h1 nemotron_h "
+    "tokenizer_default exaone exaone4 metharme pixtral llava qwen2_vl gemma3 gemma3n gemma4 gemma4_unified command_a "
+    "command_a_tool_use command_a_rag aya").split()
+
+
+def test_every_axolotl_template_name_is_known_and_a_misspelt_one_is_a_config_error():
+    from axo.data.templates import known_template
+
+    assert [name for name in AXOLOTL_TEMPLATE_NAMES if not known_template(name)] == []
+    with pytest.raises(ConfigError) as err:
+        validate({"base_model": "m", "chat_template": "qwen3.5",
+                  "datasets": [{"path": "x", "type": "chat_template", "chat_template": "gemma_3"}]})
+    assert "`chat_template`: unknown template 'qwen3.5'; did you mean `qwen3_5`?" in err.value.problems[0]
+    assert "`datasets[0].chat_template`: unknown template 'gemma_3'; did you mean `gemma3`?" in err.value.problems[1]
+
+
+def test_the_alpaca_template_writes_what_the_alpaca_format_writes(chat):
+    """`chat_template: alpaca` (written here) renders a conversation exactly as `type: alpaca` renders
+    the same instruction and answer, and trains only the answers."""
+    from axo.data.formats.alpaca import PREAMBLE, build_prompt
+
+    build, tok = chat
+    conversation = [{"role": "system", "content": PREAMBLE}, *CONVERSATION[1:]]
+    row = run(build(top={"chat_template": "alpaca"}), tok, {"messages": conversation})
+    first = build_prompt("3 1 2") + "1 2 3" + tok.eos_token
+    second = "\n\n### Instruction:\n9 8\n\n### Response:\n8 9" + tok.eos_token
+    assert text_of(tok, row) == (tok.bos_token or "") + first + second
+    assert trained_runs(tok, row) == ["1 2 3" + tok.eos_token, "8 9" + tok.eos_token]

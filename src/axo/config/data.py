@@ -1,6 +1,7 @@
 """Where the training data comes from and how it is turned into tokens and labels."""
 
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -239,7 +240,8 @@ class DataConfig(Area):
         False, description="Also train on the prompt; by default only the response and EOS are."
     )
     chat_template: str | None = Field(
-        None, description="chat_template datasets: tokenizer_default, chatml, llama3, or jinja (with chat_template_jinja)."
+        None, description="chat_template datasets: tokenizer_default, chatml, llama3, alpaca, jinja (with "
+        "chat_template_jinja), or a model family's name (gemma3, qwen3_5...: the model's own template)."
     )
     chat_template_jinja: str | None = Field(None, description="A Jinja chat template (sets chat_template: jinja).")
     eot_tokens: list[str] | None = Field(
@@ -270,6 +272,7 @@ class DataConfig(Area):
     def check(self):
         if not self.datasets and not self.pretraining_dataset:
             yield (), "no training data: add `datasets:` (or `pretraining_dataset:`)"
+        yield from _unknown_templates(self)
         if self.datasets and self.pretraining_dataset:
             yield ("pretraining_dataset",), "set either `datasets` or `pretraining_dataset`, not both"
         if self.test_datasets and self.val_set_size:
@@ -288,3 +291,22 @@ class DataConfig(Area):
     @property
     def template_name(self) -> str | None:
         return "jinja" if self.chat_template_jinja and not self.chat_template else self.chat_template
+
+
+def _unknown_templates(data) -> Iterator:
+    """Template names checked with the config, not when the tokenizer loads minutes later."""
+    import difflib
+
+    from axo.data.templates import BUILTIN, FAMILY_MARKERS, known_template
+
+    names = [*BUILTIN, *FAMILY_MARKERS, "tokenizer_default", "jinja"]
+    found = [(("chat_template",), data.chat_template)]
+    for list_key in ("datasets", "test_datasets"):
+        found += [((list_key, i, "chat_template"), ds.chat_template) for i, ds in enumerate(getattr(data, list_key) or [])]
+    for where, name in found:
+        if name and not known_template(name):
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            yield where, (f"unknown template {name!r}; {hint}axo knows tokenizer_default, {', '.join(BUILTIN)}, jinja "
+                          f"(with chat_template_jinja), tokenizer_default_fallback_<one of those>, and the model "
+                          f"families' names ({', '.join(FAMILY_MARKERS)}), which read the model's own template")

@@ -42,7 +42,24 @@ LLAMA3 = r"""
 {%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}
 """
 
-BUILTIN = {"chatml": CHATML, "llama3": LLAMA3}
+# Stanford Alpaca's format as a conversation: the same text as the `alpaca` dataset type
+# (data/formats/alpaca.py), one "### Instruction / ### Response" pair per exchange.
+ALPACA = r"""
+{{- bos_token }}
+{%- for message in messages %}
+    {%- if message.role == 'system' %}
+        {{- message.content + '\n\n' }}
+    {%- elif message.role == 'user' %}
+        {%- if not loop.first and messages[loop.index0 - 1].role == 'assistant' %}{{- '\n\n' }}{%- endif %}
+        {{- '### Instruction:\n' + message.content + '\n\n' }}
+    {%- elif message.role == 'assistant' %}
+        {{- '### Response:\n' + message.content + eos_token }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '### Response:\n' }}{%- endif %}
+"""
+
+BUILTIN = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA}
 # Axolotl's named templates of model families: a model of the family ships its template with its
 # tokenizer, and that one is used when it carries the family's marker (a Qwen tokenizer under
 # `chat_template: gemma3` is a mistake, not a template to guess).
@@ -54,12 +71,20 @@ FAMILY_MARKERS = {
     **dict.fromkeys(("mistral_v1", "mistral_v2v3", "mistral_v3_tekken", "pixtral"), "[INST]"),
     "mistral_v7_tekken": "[SYSTEM_PROMPT]",
     **dict.fromkeys(("cohere", "command_a", "command_a_tool_use", "command_a_rag", "aya"), "<|START_OF_TURN_TOKEN|>"),
-    "deepseek_v3": "<｜User｜>", "exaone": "[|user|]",
+    **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "<｜User｜>"), **dict.fromkeys(("exaone", "exaone4"), "[|user|]"),
+    **dict.fromkeys(("falcon_h1", "nemotron_h"), "<|im_start|>"), **dict.fromkeys(("gemma4", "gemma4_unified"), "<|turn>"),
+    "phi_4": "<|im_sep|>", "jamba": "<|bom|>", "llava": "ASSISTANT:", "metharme": "<|model|>",
 }
 # End-of-turn markers of well-known templates; the ones a template contains are its defaults.
 KNOWN_EOT = ("<|im_end|>", "<|eot_id|>", "<|eot|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>",
              "<|endoftext|>")
 FALLBACK = "tokenizer_default_fallback_"
+
+
+def known_template(name: str) -> bool:
+    """A name `chat_template` accepts (Axolotl's list, plus tokenizer_default_fallback_<built-in>)."""
+    return (name in BUILTIN or name in FAMILY_MARKERS or name in ("tokenizer_default", "jinja")
+            or name.removeprefix(FALLBACK) in BUILTIN)
 
 
 def resolve_template(data: DataConfig, ds: DatasetConfig | None, tokenizer) -> str:
