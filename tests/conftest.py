@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from transformers import TrainerCallback
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -76,6 +77,17 @@ def make_config(tmp_path, tiny_model, alpaca_file):
         return validate(raw)
 
     return build
+
+
+class Losses(TrainerCallback):
+    """Keeps every logged training loss, in `seen`."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.seen.append(logs["loss"])
 
 
 def read_log_history(output_dir) -> list[dict]:

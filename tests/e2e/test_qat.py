@@ -9,25 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from axo.config import validate
 from axo.config.quantization import QATScheme
 from axo.errors import AxoError
 from axo.model.qat import fake_quantizers, prepare_qat
 from axo.train.sft import train
+from conftest import Losses
 
 INT4 = {"weight_dtype": "int4", "group_size": 16}
 LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_target_linear": True}
-
-
-class Losses(TrainerCallback):
-    def __init__(self):
-        self.seen = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.seen.append(logs["loss"])
 
 
 def batch(tokenizer):

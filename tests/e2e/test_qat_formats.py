@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, TrainerCallback
+from transformers import AutoModelForCausalLM
 
 from axo.config.quantization import QATScheme
 from axo.errors import AxoError
 from axo.model.qat import RoundedLinear, fake_quantizers, finish_qat, prepare_qat
 from axo.train.sft import train
+from conftest import Losses
 
 FP4_GRID = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6])
-
-
-class Losses(TrainerCallback):
-    def __init__(self):
-        self.seen = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.seen.append(logs["loss"])
 
 
 def layer(model) -> RoundedLinear:
