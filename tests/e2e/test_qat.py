@@ -172,6 +172,7 @@ def test_qat_scheme_mistakes_are_config_errors(tiny_model, alpaca_file):
         ({"qat": {"weight_dtype": "nvfp4", "group_size": 32}}, "`qat.group_size`: nvfp4 shares one scale per 16"),
         ({"qat": {"weight_dtype": "ternary", "activation_dtype": "nvfp4"}},
          "`qat.activation_dtype`: nvfp4 activations go with nvfp4 weights"),
+        ({"qat": {"weight_dtype": "ternary", "group_size": 32}}, "`qat.group_size`: ternary weights have one scale"),
         ({"qat": {"weight_dtyp": "int4"}}, "`qat.weight_dtyp`: unknown key; did you mean `weight_dtype`?"),
         ({"quantization": {"activation_dtype": "int4"}}, "use int8, or null for weight-only"),
         ({"qat": INT4, "load_in_8bit": True, "adapter": "lora"}, "`load_in_8bit` loads them already quantized"),

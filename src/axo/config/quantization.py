@@ -48,7 +48,7 @@ class TorchAOScheme(Area):
 
 class QATScheme(TorchAOScheme):
     """The `qat:` block: train with the scheme's rounding simulated (fake quantization), so the
-    weights learn to survive it; the quantized copy is written at the end."""
+    weights learn to survive it; for int4/int8 the quantized copy is written at the end."""
 
     weights: ClassVar[tuple] = TORCHAO_WEIGHTS + QAT_ONLY_WEIGHTS
     activations: ClassVar[tuple] = ("int8", "nvfp4", "mxfp4")
@@ -73,6 +73,8 @@ class QATScheme(TorchAOScheme):
         if fp4 and "group_size" in self.model_fields_set and self.group_size not in (None, FP4_BLOCK[weights]):
             yield ("group_size",), (f"{weights} shares one scale per {FP4_BLOCK[weights]} weights, fixed by the "
                                     f"format: set `group_size: {FP4_BLOCK[weights]}` or null")
+        if weights == "ternary" and "group_size" in self.model_fields_set and self.group_size:
+            yield ("group_size",), "ternary weights have one scale per row; remove `group_size`"
         if fp4 and self.quantize_embedding:
             yield ("quantize_embedding",), (f"axo rounds only linear layers to {weights}; set it false (ternary "
                                             "and int4/int8 QAT quantize the embedding)")

@@ -92,6 +92,7 @@ class EBFTOptions(Area):
         True, description="Axolotl's vLLM path caps each batch's completions at gt_length_multiplier x the "
         "longest reference; axo generates up to `trl.max_completion_length`.")
     gt_length_multiplier: float = Field(1.5, gt=0, description="See adaptive_max_tokens.")
+
     def check(self):
         from axo.config.compat import STRIDED_EBFT
 
