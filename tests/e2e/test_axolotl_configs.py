@@ -158,10 +158,15 @@ def test_an_axolotl_config_trains_on_two_processes(tmp_path, tiny_model, data):
 
 
 def test_loss_watchdog_stops_a_run_whose_loss_stays_high(make_config):
+    from axo.errors import AxoError
+
     cfg = make_config(loss_watchdog_threshold=0.01, loss_watchdog_patience=2, max_steps=10, save_steps=1)
-    train(cfg)
+    with pytest.raises(AxoError, match="the loss stayed above loss_watchdog_threshold=0.01 for 2 logged steps"):
+        train(cfg)
     saved = sorted(int(p.name.split("-")[1]) for p in Path(cfg.train.output_dir).glob("checkpoint-*"))
-    assert saved[-1] == 2  # two logged losses above the threshold, then the run stopped
+    assert saved == [1]  # two logged losses above the threshold: step 2 stops the run and is not saved
+    summary = json.loads((Path(cfg.train.output_dir) / "run_summary.json").read_text())
+    assert summary["status"] == "failed" and "loss_watchdog_threshold" in summary["reason"]
 
 
 def test_saves_per_epoch_first_step_and_cosine_floor(make_config):

@@ -89,6 +89,9 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         remove_unused_columns=False,  # rows hold exactly input_ids and labels
         # transformers derives packed rows' block-diagonal mask from position_ids only without a KV cache
         use_cache=False,
+        # a NaN loss is logged as nan (transformers would log the mean of earlier losses, 0.0 once all are
+        # NaN), so the watchdog and the reader both see it
+        logging_nan_inf_filter=False,
         # optimizer + RNG state by default, so resumed runs match uninterrupted ones
         save_only_model=t.save_only_model,
         auto_find_batch_size=t.auto_find_batch_size,

@@ -1,8 +1,9 @@
 """The callbacks every recipe attaches: a progress bar with one readable line per log instead of
-printed dicts, the QAT warm-up, the loss watchdog, early stopping, LISA's layer draws and the
-first-step checkpoint."""
+printed dicts, the QAT warm-up, the watchdog (divergence and loss_watchdog_*), early stopping, LISA's
+layer draws and the first-step checkpoint."""
 
 import logging
+import math
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -39,8 +40,7 @@ def attach_callbacks(trainer, cfg: Config) -> None:
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(LineProgress)
     t = cfg.train
-    if t.loss_watchdog_threshold is not None:
-        trainer.add_callback(LossWatchdog(t.loss_watchdog_threshold, t.loss_watchdog_patience or 3))
+    trainer.add_callback(Watchdog(t.loss_watchdog_threshold, t.loss_watchdog_patience or 3))
     if t.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 
@@ -56,20 +56,54 @@ def attach_callbacks(trainer, cfg: Config) -> None:
         trainer.add_callback(DelayFakeQuant(cfg.quant.qat.fake_quant_after_n_steps))
 
 
-class LossWatchdog(TrainerCallback):
-    """`loss_watchdog_threshold`: stop training when `patience` logged losses in a row are above it."""
+class Watchdog(TrainerCallback):
+    """Stops a run that has gone wrong, before it saves: at once on a non-finite loss or gradient
+    norm (or, when a checkpoint is due, non-finite weights), and after `patience` logged losses in a
+    row above `loss_watchdog_threshold`. The checkpoint of that step is not written, so the newest
+    one on disk is the last good one; `failure` says why, and the recipe ends the run as failed
+    (train/outputs.py: stop_if_failed)."""
 
-    def __init__(self, threshold: float, patience: int):
+    def __init__(self, threshold: float | None = None, patience: int = 3):
         self.threshold, self.patience, self.above = threshold, patience, 0
+        self.failure: str | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs:
+        if not logs or self.failure:
+            return
+        step = state.global_step
+        for key in ("loss", "grad_norm"):
+            if isinstance(logs.get(key), float) and not math.isfinite(logs[key]):
+                return self._stop(control, f"the {key.replace('_', ' ')} became {logs[key]} at step {step}")
+        if self.threshold is None or "loss" not in logs:
             return
         self.above = self.above + 1 if logs["loss"] > self.threshold else 0
         if self.above >= self.patience:
-            log.warning("Stopping at step %d: the loss stayed above loss_watchdog_threshold=%g for %d logged steps",
-                        state.global_step, self.threshold, self.above)
-            control.should_training_stop = True
+            self._stop(control, f"the loss stayed above loss_watchdog_threshold={self.threshold:g} for {self.above} "
+                                f"logged steps (step {step}: {logs['loss']:.4f})")
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if control.should_save and not self.failure and model is not None and not _finite(model):
+            self._stop(control, f"the weights became non-finite at step {state.global_step}")
+
+    def _stop(self, control, why: str) -> None:
+        self.failure = why
+        control.should_training_stop, control.should_save = True, False
+        log.error("Stopping: %s. No checkpoint is written for this step.", why)
+
+
+def _finite(model) -> bool:
+    """Every weight finite, on every process (each checks its own shards; all agree, so all skip or
+    all write the checkpoint)."""
+    import torch
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        params = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters() if p.is_floating_point()]
+        bad = torch.tensor(float(not all(bool(torch.isfinite(p).all()) for p in params)),
+                           device=params[0].device if params else "cpu")
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return not bad.item()
 
 
 class LayerSampling(TrainerCallback):

@@ -17,7 +17,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.prepare import prepare
     from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
-    from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
+    from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
     from axo.train.setup import engine_ready, prepare_trainer, start_run
     from axo.train.trl_args import to_grpo_config
 
@@ -54,6 +54,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
 
     # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
     summary = {**result.metrics, "precision": run.precision, "method": cfg.method.name, "data": data.stats}
+    stop_if_failed(trainer, cfg, summary)
     finish_qat(trainer, cfg)
     summary |= save_model(trainer, cfg)
     summary |= export_quantized(trainer, cfg)

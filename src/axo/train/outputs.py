@@ -1,5 +1,5 @@
 """What a finished run leaves in output_dir, one step each, called in this order by every recipe:
-plain layers again after QAT, the model or adapter with its tokenizer (plain transformers / peft
+nothing but the reason when the watchdog stopped it, plain layers again after QAT, the model or adapter with its tokenizer (plain transformers / peft
 load them), the quantized copy, and the run's files (the resolved config and run_summary.json)."""
 
 import json
@@ -12,6 +12,25 @@ from axo.config import Config
 
 log = logging.getLogger("axo")
 CONFIG_FILE = "axo_config.yml"
+
+
+def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
+    """A run the watchdog stopped ends as failed: its run_summary.json says why, nothing is saved
+    over the last checkpoint, and the command exits non-zero with the fix."""
+    from axo.errors import AxoError
+    from axo.train.callbacks import Watchdog
+
+    [watchdog] = [c for c in trainer.callback_handler.callbacks if isinstance(c, Watchdog)]
+    if watchdog.failure is None:
+        return
+    if trainer.is_world_process_zero():
+        Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
+        Path(cfg.train.output_dir, "run_summary.json").write_text(
+            json.dumps({**summary, "status": "failed", "reason": watchdog.failure}, indent=2))
+    checkpoints = sorted(Path(cfg.train.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written"
+    raise AxoError(f"training failed: {watchdog.failure}; {last}, and no model was saved. Fix: a lower "
+                   "`learning_rate` (or a warm-up, or `max_grad_norm: 1.0`), then resume or start again.")
 
 
 def finish_qat(trainer, cfg: Config) -> None:

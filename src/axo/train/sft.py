@@ -18,7 +18,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
     from axo.train.args import to_training_args
-    from axo.train.outputs import export_quantized, finish_qat, save_model, write_run_files
+    from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
     from axo.train.setup import engine_ready, prepare_trainer, start_run
 
     # Preflight: hardware-dependent choices, and the checkpoint to resume from.
@@ -55,6 +55,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
     summary = {**result.metrics, **inputs.stats, "precision": run.precision, "method": cfg.method.name,
                "data": data.stats}
+    stop_if_failed(trainer, cfg, summary)
     finish_qat(trainer, cfg)
     summary |= save_model(trainer, cfg)
     summary |= export_quantized(trainer, cfg)
