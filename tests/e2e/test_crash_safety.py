@@ -2,6 +2,7 @@
 anything non-finite is written."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,70 @@ def test_divergence_stops_the_run_and_writes_no_nan_weights(make_config):
     for checkpoint in checkpoints:  # and every one on disk is a good one
         weights = load_file(checkpoint / "model.safetensors")
         assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A run of 6 steps with checkpoints at 2, 4 and 6, trained once for the damage tests."""
+    return tmp_path_factory.mktemp("finished")
+
+
+def damaged_run(make_config, tmp_path, finished, damage):
+    """checkpoint-2 and -4 of a run copied, -4 damaged, then resumed to step 6: the weights equal the
+    uninterrupted run's, through checkpoint-2."""
+    full = make_config(max_steps=6, save_steps=2, micro_batch_size=4, output_dir=str(finished / "full"))
+    if not (finished / "full" / "model.safetensors").exists():
+        train(full)
+    folder = tmp_path / "resumed"
+    for step in (2, 4):
+        shutil.copytree(finished / "full" / f"checkpoint-{step}", folder / f"checkpoint-{step}")
+    damage(folder / "checkpoint-4")
+    resumed = make_config(max_steps=6, save_steps=2, micro_batch_size=4, output_dir=str(folder),
+                          auto_resume_from_checkpoints=True)
+    return full, folder, resumed
+
+
+def truncate_weights(folder):
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def unfinished(folder):  # killed before the marker was written
+    (folder / "axo_checkpoint.json").unlink()
+
+
+def emptied(folder):  # killed just after the folder was made
+    shutil.rmtree(folder)
+    folder.mkdir()
+
+
+@pytest.mark.parametrize("damage", [truncate_weights, unfinished, emptied], ids=lambda f: f.__name__)
+def test_auto_resume_skips_a_damaged_newest_checkpoint(make_config, tmp_path, finished, damage, caplog):
+    full, folder, resumed = damaged_run(make_config, tmp_path, finished, damage)
+    with caplog.at_level("INFO", logger="axo"):
+        train(resumed)
+    assert f"Skipping {folder / 'checkpoint-4'}" in caplog.text
+    assert f"Resuming from {folder / 'checkpoint-2'}" in caplog.text
+    a, b = load_file(finished / "full" / "model.safetensors"), load_file(folder / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)
+    assert (folder / "checkpoint-4" / "axo_checkpoint.json").exists()  # written again, whole
+
+
+def test_a_full_disk_is_reported_as_such_with_the_checkpoint_to_resume(make_config, tmp_path, finished):
+    import errno
+
+    from axo.train.checkpoints import disk_full_reported
+
+    full = make_config(max_steps=6, save_steps=2, micro_batch_size=4, output_dir=str(finished / "full"))
+    if not (finished / "full" / "model.safetensors").exists():
+        train(full)
+    with pytest.raises(AxoError) as err:
+        with disk_full_reported(str(finished / "full")):
+            raise OSError(errno.ENOSPC, "No space left on device", str(finished / "full" / "checkpoint-8"))
+    message = str(err.value)
+    assert f"the disk holding {finished / 'full'} is full" in message and "MB free" in message
+    assert "a checkpoint of this run takes" in message and str(finished / "full" / "checkpoint-6") in message
+    with pytest.raises(ValueError):  # anything else passes through untouched
+        with disk_full_reported(str(tmp_path)):
+            raise ValueError("not a disk problem")

@@ -39,8 +39,11 @@ def attach_callbacks(trainer, cfg: Config) -> None:
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(LineProgress)
+    from axo.train.checkpoints import MarkComplete
+
     t = cfg.train
     trainer.add_callback(Watchdog(t.loss_watchdog_threshold, t.loss_watchdog_patience or 3))
+    trainer.add_callback(MarkComplete())
     if t.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 

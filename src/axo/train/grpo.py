@@ -17,6 +17,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.data.prepare import prepare
     from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
+    from axo.train.checkpoints import disk_full_reported
     from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
     from axo.train.setup import engine_ready, prepare_trainer, start_run
     from axo.train.trl_args import to_grpo_config
@@ -50,7 +51,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg)
-    result = trainer.train(resume_from_checkpoint=run.resume)
+    with disk_full_reported(cfg.train.output_dir):
+        result = trainer.train(resume_from_checkpoint=run.resume)
 
     # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
     summary = {**result.metrics, "precision": run.precision, "method": cfg.method.name, "data": data.stats}
