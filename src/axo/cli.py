@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from axo.errors import AxoError
+from axo.errors import AxoError, Interrupted
 
 app = typer.Typer(
     help="Fine-tune and post-train LLMs from one YAML file (Axolotl's config format).",
@@ -197,6 +197,9 @@ def main():
     setup_logging()
     try:
         app()
+    except Interrupted as err:
+        typer.secho(str(err), fg="yellow", err=True)
+        sys.exit(err.status)
     except AxoError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(2)

@@ -14,3 +14,11 @@ class ConfigError(AxoError):
         lines = "\n".join(f"  - {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"{source}: {len(problems)} {noun}:\n{lines}")
+
+
+class Interrupted(AxoError):
+    """Training stopped on a signal after saving a checkpoint; the exit status says which signal."""
+
+    def __init__(self, message: str, signum: int):
+        self.status = 128 + signum
+        super().__init__(message)

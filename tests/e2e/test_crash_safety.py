@@ -1,5 +1,6 @@
-"""Runs that go wrong end as failures, never as saved results: divergence stops training before
-anything non-finite is written."""
+"""Runs that go wrong end as failures, never as saved results, and leave something to resume:
+divergence stops training before anything non-finite is written; a damaged newest checkpoint is
+skipped on auto-resume; a full disk says so; SIGTERM saves, and resuming equals not stopping."""
 
 import json
 import shutil
@@ -96,3 +97,43 @@ def test_a_full_disk_is_reported_as_such_with_the_checkpoint_to_resume(make_conf
     with pytest.raises(ValueError):  # anything else passes through untouched
         with disk_full_reported(str(tmp_path)):
             raise ValueError("not a disk problem")
+
+
+def test_sigterm_saves_and_the_resumed_run_equals_an_uninterrupted_one(make_config, tmp_path):
+    """SIGTERM at a (seeded) random step of `axo train`: the step finishes, a whole checkpoint is
+    written, the exit status is 143; resuming lands on the uninterrupted run's weights."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    keys = {"max_steps": 12, "save_steps": 100, "micro_batch_size": 4, "learning_rate": 1e-3}
+    full = make_config(**keys, output_dir=str(tmp_path / "full"))
+    train(full)
+    stopped = make_config(**keys, output_dir=str(tmp_path / "stopped"), auto_resume_from_checkpoints=True)
+    path = tmp_path / "stopped.yml"
+    path.write_text(yaml.safe_dump({k: v for k, v in stopped.to_flat().items() if v is not None}))
+    at = random.Random(16).randint(2, 9)
+    process = subprocess.Popen([sys.executable, "-m", "axo", "train", str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if f"step {at}/12" in line:
+            process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=300) == 128 + signal.SIGTERM, "".join(output)[-3000:]
+    text = "".join(output)
+    assert "SIGTERM received: finishing this step, then saving a checkpoint" in text and "Traceback" not in text
+    [checkpoint] = (tmp_path / "stopped").glob("checkpoint-*")
+    step = int(checkpoint.name.split("-")[1])
+    assert at <= step < 12 and (checkpoint / "axo_checkpoint.json").exists()
+    summary = json.loads((tmp_path / "stopped" / "run_summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["reason"] == f"SIGTERM at step {step}"
+
+    train(stopped)  # auto-resume
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "stopped" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)

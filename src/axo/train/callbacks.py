@@ -44,6 +44,7 @@ def attach_callbacks(trainer, cfg: Config) -> None:
     t = cfg.train
     trainer.add_callback(Watchdog(t.loss_watchdog_threshold, t.loss_watchdog_patience or 3))
     trainer.add_callback(MarkComplete())
+    trainer.add_callback(SaveOnSignal())
     if t.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 
@@ -92,6 +93,63 @@ class Watchdog(TrainerCallback):
         self.failure = why
         control.should_training_stop, control.should_save = True, False
         log.error("Stopping: %s. No checkpoint is written for this step.", why)
+
+
+class SaveOnSignal(TrainerCallback):
+    """SIGTERM (preemption, scancel, Kubernetes) or Ctrl-C: the step under way finishes, a checkpoint
+    is saved, and the run ends (`signal` names it; the recipe exits with 128 + its number). Every
+    process stops at the same step: the processes agree on whether a signal came before each step
+    ends. A second Ctrl-C stops at once."""
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self):
+        self.signal: int | None = None
+        self.previous = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set from the main thread (e.g. not inside Ray's workers' threads)
+        for name in self.SIGNALS:
+            number = getattr(signal, name)
+            self.previous[number] = signal.signal(number, self._received)
+
+    def _received(self, signum, frame):
+        import signal
+
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signal is None:
+            self.signal = signum
+            log.warning("%s received: finishing this step, then saving a checkpoint (Ctrl-C again stops at once)",
+                        signal.Signals(signum).name)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if _agreed(self.signal is not None):
+            self.signal = self.signal or 15  # another process got it
+            control.should_save = control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        import signal
+
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+
+def _agreed(flag: bool) -> bool:
+    """True on every process if it is true on any."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor(float(flag), device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _finite(model) -> bool:

@@ -18,9 +18,12 @@ def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
     """A run the watchdog stopped ends as failed: its run_summary.json says why, nothing is saved
     over the last checkpoint, and the command exits non-zero with the fix."""
     from axo.errors import AxoError
-    from axo.train.callbacks import Watchdog
+    from axo.train.callbacks import SaveOnSignal, Watchdog
 
     [watchdog] = [c for c in trainer.callback_handler.callbacks if isinstance(c, Watchdog)]
+    [signals] = [c for c in trainer.callback_handler.callbacks if isinstance(c, SaveOnSignal)]
+    if signals.signal is not None:
+        _interrupted(trainer, cfg, summary, signals.signal)
     if watchdog.failure is None:
         return
     if trainer.is_world_process_zero():
@@ -31,6 +34,22 @@ def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
     last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written"
     raise AxoError(f"training failed: {watchdog.failure}; {last}, and no model was saved. Fix: a lower "
                    "`learning_rate` (or a warm-up, or `max_grad_norm: 1.0`), then resume or start again.")
+
+
+def _interrupted(trainer, cfg: Config, summary: dict, signum: int) -> None:
+    import signal
+
+    from axo.errors import Interrupted
+
+    name, step = signal.Signals(signum).name, trainer.state.global_step
+    checkpoint = Path(cfg.train.output_dir) / f"checkpoint-{step}"
+    if trainer.is_world_process_zero():
+        Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(
+            {**summary, "status": "interrupted", "reason": f"{name} at step {step}", "checkpoint": str(checkpoint)},
+            indent=2))
+    raise Interrupted(f"stopped by {name} after step {step}; saved {checkpoint}. Resume with "
+                      "`auto_resume_from_checkpoints: true` (or `--resume_from_checkpoint "
+                      f"{checkpoint}`): the run continues exactly where it stopped.", signum)
 
 
 def finish_qat(trainer, cfg: Config) -> None:
