@@ -137,3 +137,48 @@ def test_sigterm_saves_and_the_resumed_run_equals_an_uninterrupted_one(make_conf
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "stopped" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_code_next_to_a_config_never_replaces_a_real_module(tmp_path, alpaca_file, tiny_model):
+    """A `json.py` and a `datasets.py` next to the config (each would crash if imported) are never run;
+    the transform the config names loads from its own file, even though a module of the same name
+    (`sort_rewards`, loaded from elsewhere) was imported first."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    for shadow in ("json", "datasets", "random"):
+        (tmp_path / f"{shadow}.py").write_text("raise SystemExit('the real module was replaced')\n")
+    (tmp_path / "sort_rewards.py").write_text(
+        "def to_prompt(row):\n    return {'prompt': 'from the config folder: ' + row['instruction']}\n"
+        "def exact(completions, **kwargs):\n    return [0.0 for _ in completions]\n")
+    config = {"base_model": str(tiny_model), "rl": "grpo", "output_dir": str(tmp_path / "out"),
+              "trl": {"reward_funcs": ["sort_rewards.exact"], "num_generations": 2},
+              "datasets": [{"path": str(alpaca_file), "type": "sort_rewards.to_prompt"}], "micro_batch_size": 2}
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(config))
+    run = subprocess.run([sys.executable, "-m", "axo", "preprocess", str(tmp_path / "cfg.yml")], capture_output=True,
+                         text=True, cwd=Path(__file__).parents[2])
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "the real module was replaced" not in run.stdout + run.stderr
+
+    from axo.config import load
+    from axo.config.user_code import resolve
+
+    sys.modules.pop("sort_rewards", None)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sort_rewards", Path(__file__).parents[1] / "fixtures" / "user_code" / "sort_rewards.py")
+    elsewhere = importlib.util.module_from_spec(spec)
+    sys.modules["sort_rewards"] = elsewhere
+    spec.loader.exec_module(elsewhere)
+    try:
+        load(tmp_path / "cfg.yml")
+        assert resolve("sort_rewards.to_prompt")({"instruction": "x"}) == {"prompt": "from the config folder: x"}
+        assert sys.modules["sort_rewards"] is elsewhere  # untouched
+        import json as real_json
+
+        assert real_json.__file__ != str(tmp_path / "json.py")
+    finally:
+        sys.modules.pop("sort_rewards", None)

@@ -1,6 +1,7 @@
 """The user's own Python named in a config (GRPO reward functions, row transforms), imported and
 checked when the config loads, before any model: a typo costs seconds, not a model load."""
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -29,30 +30,67 @@ AXOLOTL_TRANSFORMS_REFUSED = {
 
 
 def resolve(dotted: str) -> Callable:
-    """`package.module.function` -> the function (modules next to the config are importable)."""
+    """`module.function` -> the function: from `module.py` (or the package `module/`) next to a loaded
+    config when there is one, else the installed module of that name."""
     module_name, _, name = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if dotted not in AXOLOTL_TRANSFORMS or err.name != module_name.split(".")[0]:
-            raise
-        from axo.data import transforms
+    module = _user_module(module_name)
+    if module is None:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if dotted not in AXOLOTL_TRANSFORMS or err.name != module_name.split(".")[0]:
+                raise
+            from axo.data import transforms
 
-        return getattr(transforms, AXOLOTL_TRANSFORMS[dotted])
+            return getattr(transforms, AXOLOTL_TRANSFORMS[dotted])
     return getattr(module, name)
 
 
+# Folders of the configs loaded in this process, newest first.
+CONFIG_DIRS: list[Path] = []
+
+
 def make_importable(config_dir: Path) -> None:
-    """Modules sitting next to the config import like installed ones, and win over a module of
-    the same name imported earlier from elsewhere (another config's folder, in the same process)."""
-    folder = str(config_dir.resolve())
-    if folder in sys.path:
-        sys.path.remove(folder)
-    sys.path.insert(0, folder)
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and "." not in name and (config_dir / f"{name}.py").is_file() and str(Path(file).resolve().parent) != folder:
-            del sys.modules[name]
+    """Code next to the config is found by `resolve`, which loads the module a config names from
+    its file under a private name: a `json.py` or `datasets.py` next to the config never replaces
+    the real module, and nothing already imported is touched. The folder goes at the end of the
+    import path, so the user's module can import its own helpers next to it, never ahead of an
+    installed module."""
+    folder = config_dir.resolve()
+    if folder in CONFIG_DIRS:
+        CONFIG_DIRS.remove(folder)
+    CONFIG_DIRS.insert(0, folder)
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
+
+def _user_file(top: str) -> tuple[Path, Path] | None:
+    """(config folder, file) of the module `top` next to a loaded config."""
+    for folder in CONFIG_DIRS:
+        for file in (folder / f"{top}.py", folder / top / "__init__.py"):
+            if file.is_file():
+                return folder, file
+    return None
+
+
+def _user_module(module_name: str):
+    top, _, rest = module_name.partition(".")
+    found = _user_file(top)
+    if found is None:
+        return None
+    folder, file = found
+    private = f"_axo_user_{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}_{top}"
+    if private not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            private, file, submodule_search_locations=[str(file.parent)] if file.name == "__init__.py" else None)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[private] = module  # registered first: pickling by reference (data workers) finds it
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[private]
+            raise
+    return importlib.import_module(f"{private}.{rest}") if rest else sys.modules[private]
 
 
 def check_user_code(data, rl) -> list:
@@ -71,7 +109,9 @@ def check_user_code(data, rl) -> list:
 
 
 def _check(dotted: str, key: tuple, valid, shape: str) -> list:
-    if dotted in AXOLOTL_TRANSFORMS_REFUSED and importlib.util.find_spec(dotted.rpartition(".")[0]) is None:
+    module = dotted.rpartition(".")[0]
+    if dotted in AXOLOTL_TRANSFORMS_REFUSED and _user_file(module.split(".")[0]) is None and \
+            importlib.util.find_spec(module) is None:
         return [(key, f"`{dotted}` is {AXOLOTL_TRANSFORMS_REFUSED[dotted]}; axo has ebft_opencode.transform and "
                       "ebft_reasoning.transform(_answer_only) for structured EBFT")]
     try:
