@@ -182,3 +182,32 @@ def test_code_next_to_a_config_never_replaces_a_real_module(tmp_path, alpaca_fil
         assert real_json.__file__ != str(tmp_path / "json.py")
     finally:
         sys.modules.pop("sort_rewards", None)
+
+
+def test_a_changed_learning_rate_refuses_to_resume_into_a_finished_run(make_config):
+    keys = {"max_steps": 3, "save_steps": 3, "auto_resume_from_checkpoints": True}
+    train(make_config(**keys))
+    with pytest.raises(AxoError) as err:
+        train(make_config(**keys, learning_rate=1e-4))
+    message = str(err.value)
+    assert "auto-resume would continue" in message and "`learning_rate`: 0.003 then, 0.0001 now" in message
+    assert "a new `output_dir`, or `--overwrite_output_dir true`" in message
+    train(make_config(**keys))  # the same config resumes (nothing left to do) without complaint
+    train(make_config(**keys, learning_rate=1e-4, overwrite_output_dir=True))  # a fresh run in its place
+    record = json.loads((Path(make_config().train.output_dir) / "axo_run.json").read_text())
+    assert record["keys"]["learning_rate"] == 1e-4
+
+
+def test_lora_then_full_into_one_folder_is_refused_and_inference_loads_what_was_trained(make_config):
+    from axo.model.loader import load_for_inference
+
+    lora = {"adapter": "lora", "lora_r": 4, "lora_alpha": 8, "lora_target_linear": True}
+    train(make_config(max_steps=2, **lora))
+    with pytest.raises(AxoError, match="holds a run that trained an adapter; this config trains the whole model"):
+        train(make_config(max_steps=2))
+    full = make_config(max_steps=2, overwrite_output_dir=True)
+    train(full)
+    out = Path(full.train.output_dir)
+    assert not (out / "adapter_config.json").exists()  # the old adapter went with --overwrite_output_dir
+    _, _, what = load_for_inference(full)
+    assert what.startswith("trained model")  # what the record says trained here, not base + old adapter

@@ -132,6 +132,8 @@ class TrainingConfig(Area):
         None, description="With use_liger_kernel: only these Liger kernels (the others off), e.g. {rope: true, "
         "rms_norm: true}; unset: Liger's defaults. Axolotl's liger_* keys set it.")
     resume_from_checkpoint: str | None = Field(None, description="Checkpoint folder to resume from.")
+    overwrite_output_dir: bool = Field(
+        False, description="Start afresh: remove the earlier run's checkpoints, model and records from output_dir.")
     auto_resume_from_checkpoints: bool = Field(
         False, description="Resume from the newest checkpoint in output_dir, if any."
     )

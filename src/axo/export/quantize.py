@@ -56,10 +56,10 @@ def quantize_model(cfg: Config, model_dir: str | None = None) -> Path:
 def _full_precision(cfg: Config, model_dir: str | None):
     """(model, tokenizer, description) in full precision, an adapter merged into its base."""
     from axo.export.merge import load_merged
-    from axo.model.loader import load_for_inference, trained_model_dir
+    from axo.model.loader import holds_adapter, load_for_inference, trained_model_dir
 
     folder = trained_model_dir(cfg, model_dir)
-    if folder is not None and (folder / "adapter_config.json").exists():
+    if folder is not None and holds_adapter(folder):
         model, tokenizer = load_merged(cfg, folder)
         return model, tokenizer, f"{cfg.model.base_model} with the adapter in {folder} merged"
     return load_for_inference(cfg, model_dir, quantize=False)

@@ -125,6 +125,15 @@ def trained_model_dir(cfg: Config, checkpoint: str | None = None) -> Path | None
     return None
 
 
+def holds_adapter(folder: Path) -> bool:
+    """An adapter or a whole model: the run record says (a full fine-tune into a folder that held an
+    adapter leaves the old adapter_config.json beside the new model), else the files do."""
+    from axo.train.identity import trains_adapter
+
+    recorded = trains_adapter(folder)
+    return (folder / "adapter_config.json").exists() if recorded is None else recorded
+
+
 def load_for_inference(cfg: Config, checkpoint: str | None = None, quantize: bool = True):
     """(model, tokenizer, description): the trained model in output_dir (full or base + adapter),
     or the base model as training would start from it when nothing is trained yet."""
@@ -136,12 +145,13 @@ def load_for_inference(cfg: Config, checkpoint: str | None = None, quantize: boo
     folder = trained_model_dir(cfg, checkpoint)
     if checkpoint and folder is None:
         raise AxoError(f"{checkpoint!r} holds no model (config.json) or adapter (adapter_config.json).")
+    adapter = folder is not None and holds_adapter(folder)
     if folder is None:
         tokenizer = load_tokenizer(cfg)
         model = load_model(cfg, precision, tokenizer, quantize)
         what = f"untrained base model ({cfg.model.base_model})"
         log.info("Nothing trained in %s yet: using the base model", cfg.train.output_dir)
-    elif (folder / "adapter_config.json").exists():
+    elif adapter:
         from peft import PeftModel
 
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=cfg.model.trust_remote_code)

@@ -19,11 +19,16 @@ def start_run(cfg: Config) -> RunSetup:
     from axo.parallel.engines import check_nd_device, check_world_size, world_size
     from axo.train.args import to_tracker_env
     from axo.train.checkpoints import resume_checkpoint
+    from axo.train.identity import check_run, write_run
 
-    setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume_checkpoint(cfg.train))
+    resume = None if cfg.train.overwrite_output_dir else resume_checkpoint(cfg.train)
+    setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume)
     check_backends(cfg)
     check_world_size(cfg.parallel, world_size())
     check_nd_device(cfg.parallel, _has_accelerator())
+    if int(os.environ.get("RANK", "0")) == 0:  # one process checks (and, asked to, clears) output_dir
+        check_run(cfg, resume)
+        write_run(cfg)
     os.environ.update(to_tracker_env(cfg.logging, cfg.train.output_dir, os.environ))
     if cfg.parallel.use_fsdp:  # what `accelerate launch --use_fsdp` sets; transformers' loading reads it
         os.environ["ACCELERATE_USE_FSDP"] = "true"
