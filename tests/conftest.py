@@ -79,6 +79,15 @@ def make_config(tmp_path, tiny_model, alpaca_file):
     return build
 
 
+@pytest.fixture(autouse=True)
+def forget_config_folders():
+    """Each test starts as a fresh process would: no earlier test's config folder holds user code."""
+    from axo.config import user_code
+
+    yield
+    user_code.CONFIG_DIRS.clear()
+
+
 class Losses(TrainerCallback):
     """Keeps every logged training loss, in `seen`."""
 

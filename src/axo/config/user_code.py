@@ -46,7 +46,8 @@ def resolve(dotted: str) -> Callable:
     return getattr(module, name)
 
 
-# Folders of the configs loaded in this process, newest first.
+# The folder of the config loaded last in this process (one, so that another config's code is
+# never picked up).
 CONFIG_DIRS: list[Path] = []
 
 
@@ -57,9 +58,7 @@ def make_importable(config_dir: Path) -> None:
     import path, so the user's module can import its own helpers next to it, never ahead of an
     installed module."""
     folder = config_dir.resolve()
-    if folder in CONFIG_DIRS:
-        CONFIG_DIRS.remove(folder)
-    CONFIG_DIRS.insert(0, folder)
+    CONFIG_DIRS[:] = [folder]
     if str(folder) not in sys.path:
         sys.path.append(str(folder))
 
