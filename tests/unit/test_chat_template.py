@@ -143,9 +143,9 @@ def test_system_message_handling(chat):
 
 def test_bad_conversations_name_row_and_fix(chat):
     build, tok = chat
-    with pytest.raises(AxoError, match=r"row 0: field 'messages\[1\].role' unknown role 'robot'.*roles: \{user: \[robot\]\}"):
+    with pytest.raises(AxoError, match=r"row 1: field 'messages\[1\].role' unknown role 'robot'.*roles: \{user: \[robot\]\}"):
         run(build(), tok, {"messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]})
-    with pytest.raises(AxoError, match=r"row 0: field 'messages' must be a non-empty list of messages, got empty"):
+    with pytest.raises(AxoError, match=r"row 1: field 'messages' must be a non-empty list of messages, got empty"):
         tokenize(build(), tok, [{"messages": []}])
 
 

@@ -101,9 +101,9 @@ def test_pretokenized_rows_are_checked_and_used(make_config, tokenizer):
     row = one(cfg, tokenizer, {"input_ids": [0, 5, 6, 7], "labels": [-100, -100, 6, 7]})
     assert row["input_ids"] == [0, 5, 6, 7] and row["labels"] == [-100, -100, 6, 7]
     assert one(cfg, tokenizer, {"input_ids": [0, 5, 6]})["labels"] == [0, 5, 6]
-    with pytest.raises(AxoError, match=r"row 0: field 'labels' must be a list as long as input_ids"):
+    with pytest.raises(AxoError, match=r"row 1: field 'labels' must be a list as long as input_ids"):
         tokenize(cfg, tokenizer, [{"input_ids": [0, 5], "labels": [5]}])
-    with pytest.raises(AxoError, match=r"row 0: field 'input_ids' must be a non-empty list of token ids below"):
+    with pytest.raises(AxoError, match=r"row 1: field 'input_ids' must be a non-empty list of token ids below"):
         tokenize(cfg, tokenizer, [{"input_ids": [0, 99999], "labels": [0, 1]}])
 
 
@@ -131,7 +131,7 @@ def test_a_truncation_that_leaves_no_answer_drops_the_row(make_config, tokenizer
 def test_excess_length_raise_names_row(make_config, tokenizer):
     cfg = make_config(sequence_len=34, excess_length_strategy="raise")
     long = {**ROW, "output": "1 2 3 4 5 6 7 8 9"}
-    with pytest.raises(AxoError, match=r"datasets\[0\].*row 1: \d+ tokens, more than sequence_len=34"):
+    with pytest.raises(AxoError, match=r"datasets\[0\].*row 2: \d+ tokens, more than sequence_len=34"):
         tokenize(cfg, tokenizer, [{**ROW, "instruction": "x", "output": ""}, long])
 
 
@@ -142,7 +142,7 @@ def test_min_sample_len(make_config, tokenizer):
 
 def test_bad_rows_error_or_skip(make_config, tokenizer):
     rows = [ROW, {**ROW, "output": None}, {"input": "", "output": "1"}]
-    with pytest.raises(AxoError, match=r"`datasets\[0\]` \(.*\) row 1: field 'output' must be text, got missing"):
+    with pytest.raises(AxoError, match=r"`datasets\[0\]` \(.*\) row 2: field 'output' must be text, got missing"):
         tokenize(make_config(), tokenizer, rows)
     out = tokenize(make_config(skip_bad_rows=True), tokenizer, rows)
     assert [r["status"] for r in out] == ["ok", "bad", "bad"]

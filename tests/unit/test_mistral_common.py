@@ -64,5 +64,5 @@ def test_a_system_turn_that_moves_is_a_row_error(make_config, tekken_folder):
     cfg = config(make_config, tekken_folder)
     text = load_processing(cfg)
     two_turns = {"messages": [{"role": "system", "content": "Be brief."}, *CHAT[0]["messages"]]}
-    with pytest.raises(AxoError, match="row 0: field 'messages'.*differently from the whole"):
+    with pytest.raises(AxoError, match="row 1: field 'messages'.*differently from the whole"):
         tokenize(cfg, text.tokenizer, [two_turns])

@@ -80,9 +80,9 @@ def test_data_keys_mean_the_same_for_every_method(method, make_config, tmp_path)
     again = prepare(cfg, tokenizer)
     assert again.cache_hit and again.train.to_list() == data.train.to_list()
 
-    with pytest.raises(AxoError, match=rf"`datasets\[0\]` \(.*\) row 2: field '{bad_field}'"):
+    with pytest.raises(AxoError, match=rf"`datasets\[0\]` \(.*\) row 3: field '{bad_field}'"):
         prepare(config(), tokenizer)  # a malformed row stops preparation, naming row and field
-    with pytest.raises(AxoError, match=r"row 3: \d+ tokens, more than sequence_len=64"):
+    with pytest.raises(AxoError, match=r"row 4: \d+ tokens, more than sequence_len=64"):
         prepare(config(skip_bad_rows=True, excess_length_strategy="raise"), tokenizer)
     if METHODS[method].truncates:
         truncated = prepare(config(skip_bad_rows=True, excess_length_strategy="truncate"), tokenizer)

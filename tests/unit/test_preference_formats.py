@@ -60,7 +60,7 @@ def test_field_mappings_and_bad_rows(make_config, tmp_path):
                                   field_chosen="good", field_rejected="bad",
                                   message_property_mappings={"role": "from", "content": "value"})
     assert prompt.endswith("user\n3 1 2<|im_end|>\n<|im_start|>assistant\n") and chosen == "1 2 3<|im_end|>\n"
-    with pytest.raises(AxoError, match=r"row 0: field 'chosen' must be the answer's text"):
+    with pytest.raises(AxoError, match=r"row 1: field 'chosen' must be the answer's text"):
         tokenized(make_config, tmp_path, "chat_template.default", {**ROWS["chat_template.default"], "chosen": 5})
 
 

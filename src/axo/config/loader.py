@@ -31,6 +31,8 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
         raw, where = parse_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError([f"not valid YAML: {err}"], source=str(path)) from None
+    except ConfigError as err:  # keys set twice
+        raise ConfigError(err.problems, source=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a mapping of `key: value` lines"], source=str(path))
     apply_overrides(raw, where, list(overrides), str(path))
@@ -46,19 +48,26 @@ def parse_yaml(text: str) -> tuple[Any, Where]:
     if node is None:
         return {}, {}
     where: Where = {}
-    _record_lines(node, (), where)
+    duplicates: list[str] = []
+    _record_lines(node, (), where, duplicates)
+    if duplicates:
+        raise ConfigError(duplicates)
     return yaml.safe_load(text), where
 
 
-def _record_lines(node, path: tuple, where: Where) -> None:
+def _record_lines(node, path: tuple, where: Where, duplicates: list[str] | None = None) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = path + (key_node.value,)
-            where[key_path] = f"line {key_node.start_mark.line + 1}"
-            _record_lines(value_node, key_path, where)
+            line = f"line {key_node.start_mark.line + 1}"
+            if key_path in where and duplicates is not None:
+                duplicates.append(f"`{dotted(key_path)}` is set twice, {where[key_path]} and {line}; YAML would "
+                                  "silently keep the second. Fix: keep one")
+            where[key_path] = line
+            _record_lines(value_node, key_path, where, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, path + (i,), where)
+            _record_lines(item, path + (i,), where, duplicates)
 
 
 def apply_overrides(raw: dict, where: Where, args: list[str], source: str) -> None:

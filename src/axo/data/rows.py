@@ -59,7 +59,7 @@ def _batch(batch, indices, kind, key, cfg):
     for item, index in zip(kind.encode(rows), indices):
         if isinstance(item, RowError):
             if not cfg.data.skip_bad_rows:
-                raise AxoError(f"{key} row {index}: field {item.field!r} {item.problem}. {item.fix}")
+                raise AxoError(f"{key} row {index + 1}: field {item.field!r} {item.problem}. {item.fix}")
             _emit(out, None, "bad")
         else:
             _fit(out, item, index, key, kind, cfg)
@@ -79,7 +79,7 @@ def _fit(out, item: dict, index: int, key: str, kind, cfg: Config) -> None:
         for chunk in chunks:
             _emit(out, chunk, "chunk", data.min_sample_len)
     elif data.excess_length_strategy == "raise":
-        raise AxoError(f"{key} row {index}: {item['length']} tokens, more than sequence_len={limit}. Fix: raise "
+        raise AxoError(f"{key} row {index + 1}: {item['length']} tokens, more than sequence_len={limit}. Fix: raise "
                        "`sequence_len`, or set `excess_length_strategy` to drop or truncate.")
     elif data.excess_length_strategy == "truncate" and (cut_row := kind.truncate(item, limit)) is not None:
         _emit(out, cut_row, "truncated", data.min_sample_len)

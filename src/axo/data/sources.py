@@ -17,6 +17,8 @@ def load_rows(ds, key: str, streaming: bool = False):
     import datasets
 
     path = Path(ds.path).expanduser()
+    if path.is_file():
+        _check_text_file(path, _file_type(ds, path, key), key)
     try:
         if "://" in ds.path:
             files = ds.data_files or ds.path
@@ -38,6 +40,11 @@ def load_rows(ds, key: str, streaming: bool = False):
     except AxoError:
         raise
     except Exception as err:  # datasets raises many types for "not found / offline"
+        if path.is_file():
+            raise AxoError(f"`{key}.path`: could not read {str(path)!r} as {_file_type(ds, path, key)}: "
+                           f"{_diagnose(path, _file_type(ds, path, key)) or f'{type(err).__name__}: {err}'}. "
+                           "Fix: correct that line (rows are counted from 1, as an editor counts lines), or "
+                           "set `ds_type` if the extension is wrong.") from None
         raise AxoError(
             f"`{key}.path`: could not load {ds.path!r}: {type(err).__name__}: {err}\n"
             "Fix: point `path` at a local file or folder, or check the hub id or URI and your "
@@ -62,3 +69,52 @@ def _file_type(ds, path, key: str) -> str:
         f"`{key}`: cannot tell the format of {str(path)!r} from its extension; "
         f"set `ds_type` to one of json, parquet, csv, arrow, text"
     )
+
+
+TEXT_TYPES = ("json", "csv", "text")
+NEWLINE = b"\n"
+
+
+def _check_text_file(path: Path, file_type: str, key: str) -> None:
+    """Text formats must be UTF-8: a bad byte otherwise surfaces much later, deep in pyarrow,
+    without a line number. Reads the file once, in blocks."""
+    if file_type not in TEXT_TYPES:
+        return
+    if path.stat().st_size == 0:
+        raise AxoError(f"`{key}.path`: {str(path)!r} is empty. Fix: point `path` at the file that holds the rows.")
+    import codecs
+
+    decoder, line, block_size = codecs.getincrementaldecoder("utf-8")(), 1, 1 << 20
+    with path.open("rb") as f:
+        while block := f.read(block_size):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                before = block[:err.start]
+                at, column = line + before.count(NEWLINE), err.start - before.rfind(NEWLINE)
+                raise AxoError(f"`{key}.path`: {str(path)!r} line {at}, column {column}: not "
+                               f"UTF-8 (byte 0x{block[err.start]:02x}). Fix: save the file as UTF-8, or remove "
+                               "that line.") from None
+            line += block.count(NEWLINE)
+
+
+def _diagnose(path: Path, file_type: str) -> str | None:
+    """The first line that does not parse, for a JSON file datasets could not read."""
+    import json
+
+    if file_type != "json":
+        return None
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and text.lstrip().startswith(("[", "{")):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return f"line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})"
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"line {number}: not valid JSON ({err.msg} at column {err.colno})"
+    return None

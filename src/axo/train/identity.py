@@ -85,9 +85,14 @@ def check_run(cfg: Config, resume: str | None) -> None:
 
 
 def write_run(cfg: Config) -> None:
+    """The record, written before any data or model work: this also proves output_dir writable."""
     out = Path(cfg.train.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps(record(cfg), indent=1))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_FILE).write_text(json.dumps(record(cfg), indent=1))
+    except OSError as err:
+        raise AxoError(f"`output_dir` {str(out)!r} cannot be written ({err.strerror or err}). Fix: a folder you can "
+                       "write to, with room for checkpoints.") from None
 
 
 def trains_adapter(output_dir: Path) -> bool | None:

@@ -84,10 +84,17 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
 
 
 def render(ctx: Context, messages: list[dict], tools=None, generation_prompt: bool = False) -> str:
-    """A conversation as the dataset's template writes it."""
-    return ctx.tokenizer.apply_chat_template(messages, tools=tools, chat_template=ctx.template, tokenize=False,
-                                             add_generation_prompt=generation_prompt,
-                                             **(ctx.data.chat_template_kwargs or {}))
+    """A conversation as the dataset's template writes it. A template that refuses it (its
+    `raise_exception`, e.g. roles that do not alternate) makes a row error, naming the row."""
+    from jinja2 import TemplateError
+
+    try:
+        return ctx.tokenizer.apply_chat_template(messages, tools=tools, chat_template=ctx.template, tokenize=False,
+                                                 add_generation_prompt=generation_prompt,
+                                                 **(ctx.data.chat_template_kwargs or {}))
+    except TemplateError as err:
+        raise RowError(ctx.ds.field_messages, f"is refused by the chat template: {err}",
+                       "Fix the conversation, or use a template that accepts it (`chat_template`).") from None
 
 
 def _renderer(ctx: Context, tools):
