@@ -83,3 +83,16 @@ def test_an_unwritable_output_dir_stops_before_any_work(make_config, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(AxoError, match=r"`output_dir` '.*a-file/out' cannot be written"):
         train(make_config(output_dir=str(blocker / "out")))
+
+
+def test_a_huge_row_is_judged_by_its_size_before_tokenizing(make_config, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n"
+                    + json.dumps({"instruction": "long", "output": "x " * 500_000}) + "\n")
+    cfg = make_config(datasets=[{"path": str(rows), "type": "alpaca"}], sequence_len=128)
+    data = prepare(cfg, load_tokenizer(cfg))
+    assert data.stats[0]["dropped_too_long"] == 1 and len(data.train) == 1
+    strict = make_config(datasets=[{"path": str(rows), "type": "alpaca"}], sequence_len=128,
+                         excess_length_strategy="raise")
+    with pytest.raises(AxoError, match=r"row 2: more than 8192 characters, more than sequence_len=128 tokens can hold"):
+        prepare(strict, load_tokenizer(strict))

@@ -56,7 +56,18 @@ def _batch(batch, indices, kind, key, cfg):
     names = list(batch)
     rows = [dict(zip(names, values)) for values in zip(*batch.values())]
     out = {c: [] for c in ("row", "status", "length", *kind.STATS)}
-    for item, index in zip(kind.encode(rows), indices):
+    cap = _character_cap(kind, cfg)
+    oversized = {i for i, row in enumerate(rows) if cap and _longer_than(row, cap)}
+    encoded = iter(kind.encode([row for i, row in enumerate(rows) if i not in oversized]))
+    for i, index in enumerate(indices):
+        if i in oversized:  # decided without tokenizing it: a huge row would take minutes and gigabytes
+            if cfg.data.excess_length_strategy == "raise":
+                raise AxoError(f"{key} row {index + 1}: more than {cap} characters, more than sequence_len="
+                               f"{cfg.data.sequence_len} tokens can hold. Fix: raise `sequence_len`, or set "
+                               "`excess_length_strategy: drop`.")
+            _emit(out, None, "too_long")
+            continue
+        item = next(encoded)
         if isinstance(item, RowError):
             if not cfg.data.skip_bad_rows:
                 raise AxoError(f"{key} row {index + 1}: field {item.field!r} {item.problem}. {item.fix}")
@@ -64,6 +75,36 @@ def _batch(batch, indices, kind, key, cfg):
         else:
             _fit(out, item, index, key, kind, cfg)
     return out
+
+
+# No tokenizer's token spans more characters: a row with more than sequence_len x this cannot fit.
+MAX_CHARACTERS_PER_TOKEN = 64
+
+
+def _character_cap(kind, cfg: Config) -> int | None:
+    """The size above which a row is too long before tokenizing, where that decides its fate: rows
+    that are dropped or refused when too long (truncated and split rows are tokenized to be cut)."""
+    splits = getattr(getattr(kind, "fmt", None), "SPLIT_LONG", False)
+    if splits or cfg.data.excess_length_strategy == "truncate":
+        return None
+    return cfg.data.sequence_len * MAX_CHARACTERS_PER_TOKEN
+
+
+def _longer_than(value, cap: int) -> bool:
+    """Whether the text in a raw row (strings in nested lists and dicts) exceeds `cap` characters,
+    stopping as soon as it does."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+            if total > cap:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _fit(out, item: dict, index: int, key: str, kind, cfg: Config) -> None:
