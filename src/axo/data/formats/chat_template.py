@@ -59,6 +59,9 @@ def read_messages(row: dict, ctx: Context) -> tuple[list[dict], list[bool]]:
         if not isinstance(raw, dict):
             raise RowError(where, "must be a mapping with role and content", "Fix or remove the row.")
         source = raw.get(role_key)
+        if not isinstance(source, str):
+            raise RowError(f"{where}.{role_key}", f"must be a role name, got {type(source).__name__}",
+                           "Fix or remove the row.")
         role = role_of.get(source, source if source in STANDARD_ROLES else None)
         if role is None:
             raise RowError(f"{where}.{role_key}", f"unknown role {source!r}",
