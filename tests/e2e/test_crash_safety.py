@@ -15,11 +15,25 @@ from axo.train.sft import train
 from conftest import Losses
 
 
-def test_divergence_stops_the_run_and_writes_no_nan_weights(make_config):
+def test_divergence_stops_the_run_and_writes_no_nan_weights(make_config, tmp_path):
+    import math
+    import subprocess
+    import sys
+
+    import yaml
+
     cfg = make_config(learning_rate=1e3, max_steps=20, save_steps=1, max_grad_norm=None)
     losses = Losses()
     with pytest.raises(AxoError, match=r"training failed: the (loss|grad norm|weights) became (nan|inf|non-finite)"):
         train(cfg, callbacks=[losses])
+    # the command exits non-zero with the reason, and its log shows the non-finite value as such
+    path = tmp_path / "diverge.yml"
+    flat = {k: v for k, v in cfg.to_flat().items() if v is not None}
+    path.write_text(yaml.safe_dump({**flat, "output_dir": str(tmp_path / "cli")}))
+    run = subprocess.run([sys.executable, "-m", "axo", "train", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "error: training failed" in run.stderr and "Traceback" not in run.stderr
+    assert "grad_norm nan" in run.stdout + run.stderr or "loss nan" in run.stdout + run.stderr
+    assert not any(loss == 0.0 for loss in losses.seen) and all(math.isfinite(x) for x in losses.seen[:1])
     out = Path(cfg.train.output_dir)
     assert len(losses.seen) < 20  # stopped early
     assert not (out / "model.safetensors").exists()  # no final model
