@@ -198,8 +198,12 @@ def main():
     try:
         app()
     except Interrupted as err:
+        from axo.parallel.launch import inside_launcher
+
         typer.secho(str(err), fg="yellow", err=True)
-        sys.exit(err.status)
+        # under a launcher, a clean exit: the launcher would report a failure (and its traceback);
+        # the process that started it exits with the signal's status
+        sys.exit(0 if inside_launcher() else err.status)
     except AxoError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(2)

@@ -136,3 +136,30 @@ def test_qat_under_fsdp2_trains_as_one_process(make_config, runs, tmp_path):
     assert sharded[0] != pytest.approx(losses(reference["plain"])[0], rel=1e-4)
     assert sharded == pytest.approx(alone, rel=1e-3)
     assert_same_weights(weights(folder), weights(reference["qat"]), 1e-2)
+
+
+def test_sigterm_to_the_launching_process_saves_on_every_rank(make_config, runs):
+    """SIGTERM sent to `axo train --num-processes 2` alone (as Kubernetes sends it) reaches both
+    training processes, which stop after the same step with one whole checkpoint."""
+    import signal
+
+    folder = runs / "sigterm"
+    cfg = make_config(output_dir=str(folder), micro_batch_size=4, max_steps=40, save_steps=100, logging_steps=1)
+    path = runs / "sigterm.yml"
+    path.write_text(yaml.safe_dump({k: v for k, v in cfg.to_flat().items() if v is not None}))
+    process = subprocess.Popen([sys.executable, "-m", "axo", "train", str(path), "--num-processes", "2",
+                                "--launcher", "torchrun"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output, sent = [], False
+    for line in process.stdout:
+        output.append(line)
+        if not sent and "step 3/40" in line:
+            process.send_signal(signal.SIGTERM)
+            sent = True
+    status = process.wait(timeout=300)
+    text = "".join(output)
+    assert sent and status == 128 + signal.SIGTERM, text[-3000:]
+    assert text.count("SIGTERM received: finishing this step") == 2, text[-3000:]
+    [checkpoint] = folder.glob("checkpoint-*")
+    assert (checkpoint / "axo_checkpoint.json").exists() and int(checkpoint.name.split("-")[1]) < 40
+    assert "Traceback" not in text, text[-3000:]

@@ -42,7 +42,7 @@ def start(config: str, overrides: list[str], launch: Launch) -> int:
         check_nd_device(cfg.parallel, torch.accelerator.is_available())
         cmd = command(launch, [config, *overrides])
         print("launching: " + " ".join(cmd), file=sys.stderr)
-        return subprocess.call(cmd)
+        return _run_forwarding_sigterm(cmd)
     if cfg.parallel.use_ray and not inside_launcher():
         from axo.parallel.ray import train_on_ray
 
@@ -52,6 +52,35 @@ def start(config: str, overrides: list[str], launch: Launch) -> int:
 
     run(cfg)
     return 0
+
+
+def _run_forwarding_sigterm(cmd: list[str]) -> int:
+    """The launcher as a child process. SIGTERM sent to this process alone (Kubernetes, a scheduler
+    stopping the main process) goes to the training processes, which save and stop after the same
+    step (train/callbacks.py: SaveOnSignal) and end cleanly, so the launcher reports no failure;
+    this process then exits 143 as one that trained itself. The launcher is left alone: torchrun
+    meets SIGTERM with a traceback of its own. Ctrl-C reaches the whole process group from the
+    terminal already; passing it on would count as a second Ctrl-C."""
+    import signal
+    import subprocess
+
+    import psutil  # (accelerate's dependency)
+
+    child, received = subprocess.Popen(cmd), []
+
+    def forward(signum, frame):
+        received.append(signum)
+        for process in psutil.Process(child.pid).children(recursive=True):
+            process.send_signal(signum)
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    try:
+        status = child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 128 + received[0] if received and status == 0 else status
 
 
 def inside_launcher() -> bool:
