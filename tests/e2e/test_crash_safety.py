@@ -225,3 +225,28 @@ def test_lora_then_full_into_one_folder_is_refused_and_inference_loads_what_was_
     assert not (out / "adapter_config.json").exists()  # the old adapter went with --overwrite_output_dir
     _, _, what = load_for_inference(full)
     assert what.startswith("trained model")  # what the record says trained here, not base + old adapter
+
+
+def test_ctrl_c_saves_and_exits_130(make_config, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = make_config(max_steps=200, save_steps=1000, micro_batch_size=4, output_dir=str(tmp_path / "out"))
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump({k: v for k, v in cfg.to_flat().items() if v is not None}))
+    process = subprocess.Popen([sys.executable, "-m", "axo", "train", str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "step 2/200" in line:
+            process.send_signal(signal.SIGINT)
+    text = "".join(output)
+    assert process.wait(timeout=300) == 128 + signal.SIGINT, text[-3000:]
+    assert "SIGINT received" in text and "Traceback" not in text
+    [checkpoint] = (tmp_path / "out").glob("checkpoint-*")
+    assert (checkpoint / "axo_checkpoint.json").exists()
