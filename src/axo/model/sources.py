@@ -14,12 +14,11 @@ def from_source(key: str, path: str, load):
         if not local.exists() and _looks_local(path):
             raise AxoError(f"`{key}`: the folder {path!r} does not exist. Fix: the path of a saved model "
                            "(config.json and weights), or a hub id such as org/name.") from None
+        where = "a local folder" if local.exists() else "a hub id"
         if isinstance(err, OSError):
-            where = "a local folder" if local.exists() else "a hub id"
             fix = ("point it at a local folder with config.json and the weights (and the tokenizer files), or "
                    "check the hub id and your network (HF_HUB_OFFLINE=1 allows only cached models).")
         else:  # transformers' "does not recognize this architecture", a config it cannot read...
-            where = "a local folder" if local.exists() else "a hub id"
             fix = ("a model type this transformers knows (pip install -U transformers), or `trust_remote_code: true` "
                    "for a model that ships its own code.")
         raise AxoError(f"`{key}`: could not load {path!r} ({where}): {type(err).__name__}: {first}\nFix: {fix}") from None

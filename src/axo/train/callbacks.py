@@ -128,8 +128,10 @@ class SaveOnSignal(TrainerCallback):
                         signal.Signals(signum).name)
 
     def on_step_end(self, args, state, control, **kwargs):
+        import signal
+
         if _agreed(self.signal is not None):
-            self.signal = self.signal or 15  # another process got it
+            self.signal = self.signal or signal.SIGTERM  # another process got it
             control.should_save = control.should_training_stop = True
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -156,15 +158,10 @@ def _finite(model) -> bool:
     """Every weight finite, on every process (each checks its own shards; all agree, so all skip or
     all write the checkpoint)."""
     import torch
-    import torch.distributed as dist
 
     with torch.no_grad():
         params = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters() if p.is_floating_point()]
-        bad = torch.tensor(float(not all(bool(torch.isfinite(p).all()) for p in params)),
-                           device=params[0].device if params else "cpu")
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    return not bad.item()
+        return not _agreed(not all(bool(torch.isfinite(p).all()) for p in params))
 
 
 class LayerSampling(TrainerCallback):
