@@ -60,6 +60,8 @@ def test_features_come_from_the_starting_model(tiny):
     alignment, diversity = scores(model, tokenizer)
     assert alignment[0] == pytest.approx(2.0, abs=1e-4)  # the answer is the reference
     assert alignment[1] < alignment[0] and len(diversity) == 4
+    answer_only, _ = scores(model, tokenizer, embed_method="completion_mean")  # pooled after the prompt
+    assert answer_only[0] == pytest.approx(2.0, abs=1e-4) and answer_only[1] < answer_only[0]
     # a full fine-tune: a frozen copy taken at the start, so training the model changes nothing
     matching = FeatureMatching(model, tokenizer, EBFTOptions(), max_length=64)
     with torch.no_grad():

@@ -88,7 +88,6 @@ class FeatureMatching:
         """One pooled feature vector per text, from the frozen model, right-padded batch."""
         tok = self.tokenizer
         ids = [tok(t, add_special_tokens=False)["input_ids"][:self.max_length] for t in texts]
-        prompt_lens = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompt_texts]
         longest = max(len(i) for i in ids)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         device = next(self.model.parameters()).device
@@ -101,7 +100,11 @@ class FeatureMatching:
             hidden = _body(network)(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
             network.train(was_training)
         features = torch.cat([hidden[i] for i in self.layers], dim=-1).float()
-        return pool(features, mask, torch.tensor(prompt_lens, device=device), self.options.embed_method)
+        prompt_lens = None
+        if self.options.embed_method == "completion_mean":  # the only pooling that needs where the answer starts
+            prompt_lens = torch.tensor([len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompt_texts],
+                                       device=device)
+        return pool(features, mask, prompt_lens, self.options.embed_method)
 
     def _network(self):
         if self.shared:
@@ -127,7 +130,7 @@ def _runs(keys: list) -> list[tuple[int, int]]:
     return runs
 
 
-def pool(features: torch.Tensor, mask: torch.Tensor, prompt_lens: torch.Tensor, method: str) -> torch.Tensor:
+def pool(features: torch.Tensor, mask: torch.Tensor, prompt_lens: torch.Tensor | None, method: str) -> torch.Tensor:
     """[batch, seq, dim] features of right-padded sequences -> [batch, dim'] per `embed_method`."""
     lengths = mask.sum(dim=1)
     rows = torch.arange(features.shape[0], device=features.device)

@@ -19,6 +19,7 @@ def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
     over the last checkpoint, and the command exits non-zero with the fix."""
     from axo.errors import AxoError
     from axo.train.callbacks import SaveOnSignal, Watchdog
+    from axo.train.checkpoints import checkpoints
 
     [watchdog] = [c for c in trainer.callback_handler.callbacks if isinstance(c, Watchdog)]
     [signals] = [c for c in trainer.callback_handler.callbacks if isinstance(c, SaveOnSignal)]
@@ -30,8 +31,8 @@ def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
         Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
         Path(cfg.train.output_dir, "run_summary.json").write_text(
             json.dumps({**summary, "status": "failed", "reason": watchdog.failure}, indent=2))
-    checkpoints = sorted(Path(cfg.train.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written"
+    written = checkpoints(Path(cfg.train.output_dir))  # newest first
+    last = f"the last good checkpoint is {written[0]}" if written else "no checkpoint was written"
     raise AxoError(f"training failed: {watchdog.failure}; {last}, and no model was saved. Fix: a lower "
                    "`learning_rate` (or a warm-up, or `max_grad_norm: 1.0`), then resume or start again.")
 
