@@ -261,8 +261,8 @@ def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
     assert validate({**BASE, "flash_attention": True, "group_by_length": False}).model.attn_implementation
     assert validate({"base_model": "m", "model_type": "AutoModelForSequenceClassification", "num_labels": 1,
                      "reward_model": True, "datasets": [{"path": "p", "type": "bradley_terry.chat_template"}]})
-    for refused in ({"use_eaft": True}, {"gptq": True},
-                    {"max_packed_sequence_len": 2048}):
+    assert validate({**BASE, "gptq": True, "adapter": "lora"}).quant.gptq
+    for refused in ({"use_eaft": True}, {"max_packed_sequence_len": 2048}):
         [msg] = problems(**refused)
         assert msg.startswith(f"`{next(iter(refused))}`") and TABLE[next(iter(refused))].note in msg
     msg = problems(rl="ebft", ebft={"mode": "strided"})[0]
@@ -311,3 +311,25 @@ def test_chunked_loss_on_an_image_text_model_is_skipped_with_a_warning(caplog):
         cfg = validate({"base_model": "m", "model_type": "AutoModelForImageTextToText", "cut_cross_entropy": True,
                         "datasets": [{"path": "d.jsonl", "type": "chat_template"}]})
     assert cfg.train.chunked_cross_entropy and "`chunked_cross_entropy` is skipped: image-text models" in caplog.text
+
+
+def test_gptq_checkpoints_load_through_transformers_on_a_gpu_and_say_why_not_here(make_config):
+    """`gptq: true` is a GPTQ checkpoint LoRA trains on: transformers reads its quantization config.
+    Here (no CUDA) the run stops before loading, naming the reason and the CPU alternative; on any
+    machine, a checkpoint that is not GPTQ is named."""
+    import torch
+
+    from axo.errors import AxoError
+    from axo.model.loader import load_config
+    from axo.model.preflight import check_backends
+
+    cfg = make_config(gptq=True, adapter="lora", gptq_groupsize=128, gptq_model_v1=False)
+    assert cfg.quant.gptq and cfg.quant.quantized
+    with pytest.raises(ConfigError, match=r"`gptq`.*needs `adapter: lora`"):
+        make_config(gptq=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(AxoError, match="GPTQ weights run only through CUDA kernels.*`load_in_4bit: true, adapter: "
+                                           "qlora`"):
+            check_backends(cfg)
+    with pytest.raises(AxoError, match="is not a GPTQ checkpoint .*quant_method None"):
+        load_config(cfg)

@@ -126,8 +126,8 @@ TABLE: dict[str, Rule] = {
     "skip_prepare_dataset": mapped("axo prepares and caches the data once, then trains on it: the same rows"),
     "dataset_keep_in_memory": mapped("axo memory-maps prepared data: the same rows"),
     "preprocess_iterable": mapped("axo prepares datasets as they stream from disk: the same rows"),
-    "gptq_groupsize": mapped("an old GPTQ setting read only with `gptq: true`"),
-    "gptq_model_v1": mapped("an old GPTQ setting read only with `gptq: true`"),
+    "gptq_groupsize": mapped("an old GPTQ setting: transformers reads the group size from the checkpoint"),
+    "gptq_model_v1": mapped("an old GPTQ setting: transformers reads the format from the checkpoint"),
     "plugins": mapped("each plugin's keys are read like any other key (see the plugin rows)", _plugins),
     # --- keys in Axolotl's own example configs that Axolotl never read (it ignores unknown keys) -----
     "eta_min": mapped("not an Axolotl key: Axolotl ignores it and its cosine decays to 0; axo does the same "
@@ -211,8 +211,6 @@ TABLE: dict[str, Rule] = {
              "fp8", "fp8_config", "fp8_enable_fsdp_float8_all_gather", "fsdp_config.mixed_precision_policy"),
     **_group("refused", "keeps norms in fp32 while the rest trains in bf16; axo trains one precision (fp32 on "
              "a CPU, where this holds anyway). Remove it", "fp32_norms", "fp32_norm_classes"),
-    "gptq": Rule("refused", "GPTQ checkpoints need CUDA kernels (gptqmodel) that axo does not drive yet; load the "
-                 "unquantized model with `load_in_4bit: true, adapter: qlora`"),
     "trainer_cls": Rule("refused", "a custom trainer class would replace what axo trains; axo's trainers are its "
                         "recipes (axo.methods)"),
     "peft": Rule("refused", "LoftQ initialization (`peft.loftq_config`) is not in axo yet; LoRA starts from zero"),

@@ -297,9 +297,9 @@ def _unknown_templates(data) -> Iterator:
     """Template names checked with the config, not when the tokenizer loads minutes later."""
     import difflib
 
-    from axo.data.templates import BUILTIN, FAMILY_MARKERS, known_template
+    from axo.data.templates import BUILTIN, FAMILIES, known_template
 
-    names = [*BUILTIN, *FAMILY_MARKERS, "tokenizer_default", "jinja"]
+    names = [*BUILTIN, *FAMILIES, "tokenizer_default", "jinja"]
     found = [(("chat_template",), data.chat_template)]
     for list_key in ("datasets", "test_datasets"):
         found += [((list_key, i, "chat_template"), ds.chat_template) for i, ds in enumerate(getattr(data, list_key) or [])]
@@ -309,4 +309,4 @@ def _unknown_templates(data) -> Iterator:
             hint = f"did you mean `{close[0]}`? " if close else ""
             yield where, (f"unknown template {name!r}; {hint}axo knows tokenizer_default, {', '.join(BUILTIN)}, jinja "
                           f"(with chat_template_jinja), tokenizer_default_fallback_<one of those>, and the model "
-                          f"families' names ({', '.join(FAMILY_MARKERS)}), which read the model's own template")
+                          f"families' names ({', '.join(FAMILIES)})")

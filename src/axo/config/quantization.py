@@ -87,6 +87,9 @@ class QuantizationConfig(Area):
         None, description="Extra BitsAndBytesConfig arguments, e.g. {bnb_4bit_quant_type: fp4, "
         "bnb_4bit_use_double_quant: false, llm_int8_skip_modules: [lm_head]}."
     )
+    gptq: bool = Field(
+        False, description="base_model is a GPTQ checkpoint: transformers loads it with its own quantization "
+        "config (a CUDA GPU and `pip install gptqmodel`); LoRA trains on top of it.")
     model_quantization_config: Literal["TorchAoConfig", "Mxfp4Config", "FineGrainedFP8Config"] | None = Field(
         None, description="transformers quantization config for loading: TorchAoConfig (weight-only, torchao)."
     )
@@ -99,7 +102,7 @@ class QuantizationConfig(Area):
         None, description="Write a quantized copy of the trained model to output_dir/quantized (torchao).")
 
     def check(self):
-        chosen = [k for k in ("load_in_8bit", "load_in_4bit") if getattr(self, k)]
+        chosen = [k for k in ("gptq", "load_in_8bit", "load_in_4bit") if getattr(self, k)]
         chosen += ["model_quantization_config"] if self.quantized and self.model_quantization_config else []
         if len(chosen) > 1:
             yield (chosen[-1],), f"{', '.join(f'`{k}`' for k in chosen)} each quantize the base; keep one"
@@ -136,7 +139,7 @@ class QuantizationConfig(Area):
     @property
     def quantized(self) -> bool:
         """The base trains on quantized weights (so only an adapter can learn)."""
-        return self.load_in_8bit or self.load_in_4bit or (
+        return self.gptq or self.load_in_8bit or self.load_in_4bit or (
             self.model_quantization_config is not None and not self.dequantizes)
 
     @property

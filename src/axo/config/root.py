@@ -82,6 +82,8 @@ def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig
         yield ("load_in_4bit",), "needs `adapter: qlora` (4-bit weights cannot be trained directly)"
     if quant.load_in_8bit and lora.adapter != "lora":
         yield ("load_in_8bit",), "needs `adapter: lora` (8-bit weights cannot be trained directly)"
+    if quant.gptq and lora.adapter != "lora":
+        yield ("gptq",), "needs `adapter: lora` (GPTQ weights cannot be trained directly)"
     if quant.quantized and quant.model_quantization_config and lora.adapter != "lora":
         yield ("model_quantization_config",), "needs `adapter: lora` (quantized weights cannot be trained directly)"
 

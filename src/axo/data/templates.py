@@ -1,6 +1,8 @@
 """Chat templates: the built-in ones, and which one a dataset uses."""
 
 from axo.config.data import DataConfig, DatasetConfig
+from axo.data import family_templates
+from axo.data.family_templates import FAMILIES
 from axo.errors import AxoError
 
 # Literal text sits inside {{- '...' }} so the template's own line breaks and indentation never
@@ -60,30 +62,15 @@ ALPACA = r"""
 """
 
 BUILTIN = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA}
-# Axolotl's named templates of model families: a model of the family ships its template with its
-# tokenizer, and that one is used when it carries the family's marker (a Qwen tokenizer under
-# `chat_template: gemma3` is a mistake, not a template to guess).
-FAMILY_MARKERS = {
-    **dict.fromkeys(("qwen_25", "qwen3", "qwen3_5", "qwen2_vl"), "<|im_start|>"),
-    **dict.fromkeys(("gemma", "gemma3", "gemma3n"), "<start_of_turn>"),
-    "llama3_2_vision": "<|start_header_id|>", "llama4": "<|header_start|>",
-    **dict.fromkeys(("phi_3", "phi_35"), "<|end|>"),
-    **dict.fromkeys(("mistral_v1", "mistral_v2v3", "mistral_v3_tekken", "pixtral"), "[INST]"),
-    "mistral_v7_tekken": "[SYSTEM_PROMPT]",
-    **dict.fromkeys(("cohere", "command_a", "command_a_tool_use", "command_a_rag", "aya"), "<|START_OF_TURN_TOKEN|>"),
-    **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "<｜User｜>"), **dict.fromkeys(("exaone", "exaone4"), "[|user|]"),
-    **dict.fromkeys(("falcon_h1", "nemotron_h"), "<|im_start|>"), **dict.fromkeys(("gemma4", "gemma4_unified"), "<|turn>"),
-    "phi_4": "<|im_sep|>", "jamba": "<|bom|>", "llava": "ASSISTANT:", "metharme": "<|model|>",
-}
 # End-of-turn markers of well-known templates; the ones a template contains are its defaults.
 KNOWN_EOT = ("<|im_end|>", "<|eot_id|>", "<|eot|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>",
-             "<|endoftext|>")
+             "<|endoftext|>", "<turn|>", "<|eom|>", "[|endofturn|]", "<｜end▁of▁sentence｜>")
 FALLBACK = "tokenizer_default_fallback_"
 
 
 def known_template(name: str) -> bool:
     """A name `chat_template` accepts (Axolotl's list, plus tokenizer_default_fallback_<built-in>)."""
-    return (name in BUILTIN or name in FAMILY_MARKERS or name in ("tokenizer_default", "jinja")
+    return (name in BUILTIN or name in FAMILIES or name in ("tokenizer_default", "jinja")
             or name.removeprefix(FALLBACK) in BUILTIN)
 
 
@@ -113,14 +100,11 @@ def _template(name: str, jinja: str | None, where: str, tokenizer) -> str:
         return jinja
     if name in BUILTIN:
         return BUILTIN[name]
-    if name in FAMILY_MARKERS:
+    if name in FAMILIES:
+        # Axolotl's named templates of model families: a model of the family ships its own, which
+        # is used when it carries the family's marker; otherwise the family's format written here.
         own = tokenizer.chat_template or ""
-        if FAMILY_MARKERS[name] in own:
-            return own
-        raise AxoError(f"`{where}: {name}`: this tokenizer's own template is not a {name} one (it has no "
-                       f"{FAMILY_MARKERS[name]!r}), and axo writes no {name} template of its own. Fix: "
-                       "`chat_template: tokenizer_default` for the model's own template, or give "
-                       "`chat_template_jinja`.")
+        return own if FAMILIES[name].marker in own else family_templates.jinja(FAMILIES[name])
     if name == "tokenizer_default" or name.startswith(FALLBACK):
         if tokenizer.chat_template:
             return tokenizer.chat_template
@@ -130,7 +114,7 @@ def _template(name: str, jinja: str | None, where: str, tokenizer) -> str:
         raise AxoError(f"`{where}`: the tokenizer has no chat template. Fix: set `chat_template` to "
                        f"one of {', '.join(BUILTIN)}, or give `chat_template_jinja`.")
     raise AxoError(f"`{where}`: unknown template {name!r}; use tokenizer_default, "
-                   f"{', '.join(BUILTIN)}, a model family's name ({', '.join(FAMILY_MARKERS)}), jinja, "
+                   f"{', '.join(BUILTIN)}, a model family's name ({', '.join(FAMILIES)}), jinja, "
                    f"or {FALLBACK}<name>.")
 
 

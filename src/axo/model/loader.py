@@ -25,6 +25,11 @@ def load_config(cfg: Config):
         setattr(config, name, value)
     if m.num_labels is not None:
         config.num_labels = m.num_labels
+    method = (getattr(config, "quantization_config", None) or {})
+    method = method.get("quant_method") if isinstance(method, dict) else getattr(method, "quant_method", None)
+    if cfg.quant.gptq and str(method).lower() != "gptq":
+        raise AxoError(f"`gptq: true`, but {m.base_model!r} is not a GPTQ checkpoint (its config.json has "
+                       f"quantization_config.quant_method {method!r}). Fix: a GPTQ model, or remove `gptq`.")
     if m.task == "causal_lm" and hasattr(config, "vision_config"):
         raise AxoError(f"`base_model` {m.base_model!r} is a vision-language model ({config.model_type}). "
                        "Fix: set `model_type: AutoModelForImageTextToText`.")

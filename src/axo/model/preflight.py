@@ -160,6 +160,12 @@ def check_backends(cfg: Config) -> None:
     if cfg.quant.model_quantization_config and int4 and not cuda:
         raise AxoError("`model_quantization_config_kwargs: {weight_dtype: int4}` needs a CUDA GPU. "
                        "Fix: use weight_dtype: int8 on this machine.")
+    if cfg.quant.gptq and not cuda:
+        raise AxoError("`gptq: true`: GPTQ weights run only through CUDA kernels (gptqmodel), and this machine has "
+                       "no CUDA GPU. Fix: a CUDA machine, or the unquantized model with `load_in_4bit: true, "
+                       "adapter: qlora` (QLoRA runs on a CPU).")
+    if cfg.quant.gptq and importlib.util.find_spec("gptqmodel") is None:
+        raise AxoError("`gptq: true` needs `pip install gptqmodel` (transformers loads GPTQ checkpoints through it).")
     if cfg.quant.bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
         raise AxoError("`load_in_4bit` / `load_in_8bit` need `pip install bitsandbytes`.")
 
