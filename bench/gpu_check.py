@@ -227,6 +227,47 @@ def throughput_and_mfu():
 
 
 @check
+def plan_predicts_peak_memory():
+    """`axo plan`'s peak against torch.cuda.max_memory_allocated of real axo training steps on a
+    ~0.5B model (Qwen2.5-0.5B's shape, random weights: reinit_weights), full fine-tune in bf16 and
+    LoRA, micro-batch 4 x 1024 packed tokens (goal: within 15%)."""
+    if not CUDA:
+        raise Skip("compares with the CUDA allocator's peak")
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from axo.config import validate
+    from axo.train.sft import train
+
+    tmp = Path(tempfile.mkdtemp())
+    model = tmp / "qwen"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+        "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "tie_word_embeddings": True, "max_position_embeddings": 4096}))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path("examples/tiny-llama") / name, model / name)
+    data = tmp / "rows.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Sort the digits: {' '.join('9876543210' * 3)}",
+                                        "output": " ".join("0123456789" * 20)}) + "\n" for _ in range(400)))
+    ratios = []
+    for name, keys in (("full", {}), ("lora", {"adapter": "lora", "lora_target_linear": True})):
+        cfg = validate({"base_model": str(model), "reinit_weights": True, "bf16": "auto", "sample_packing": True,
+                        "datasets": [{"path": str(data), "type": "alpaca"}], "sequence_len": 1024,
+                        "micro_batch_size": 4, "max_steps": 3, "gradient_checkpointing": True,
+                        "output_dir": str(tmp / name), "save_strategy": "no", **keys})
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        memory = train(cfg)["memory"]
+        ratios.append((name, memory["planned"]["peak_bytes"] / memory["measured"]["peak_bytes"]))
+    assert all(0.85 <= r <= 1.15 for _, r in ratios), ratios
+    return ", ".join(f"{name}: planned/measured peak {r:.2f}" for name, r in ratios)
+
+
+@check
 def liger_equals_plain():
     """Liger's kernels (RoPE, RMSNorm, SwiGLU), applied the way axo's runs apply them (transformers'
     apply_liger_kernel with the liger_kernel_config that Axolotl's liger_* keys build), give the loss

@@ -1,6 +1,7 @@
 """`axo` command line. One thin function per command; heavy libraries are imported inside the
 commands, so `axo --help` stays instant."""
 
+import os
 import sys
 from typing import Optional
 
@@ -43,12 +44,15 @@ def train(
     node_rank: int = typer.Option(0, help="This machine's rank, 0 to nnodes-1."),
     main_process_ip: Optional[str] = typer.Option(None, help="Address of the node with rank 0."),
     main_process_port: Optional[int] = typer.Option(None, help="Rendezvous port on the rank-0 node."),
+    force: bool = typer.Option(False, help="Train even when the plan says the run cannot fit on this GPU."),
 ):
     """Train as the config says. Extra `--key value` pairs override config keys; with
     --num-processes or --nnodes, the launcher starts the processes (its own options go after `--`)."""
     from axo.parallel.launch import LAUNCHERS, Launch, start
 
     overrides, passthrough = _split_passthrough(ctx.args)
+    if force:  # read by every training process the launcher starts (axo.plan.check_before_training)
+        os.environ["AXO_FORCE"] = "1"
     if launcher not in LAUNCHERS:
         raise AxoError(f"--launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     launch = Launch(launcher, num_processes, nnodes, node_rank, main_process_ip, main_process_port, passthrough)
@@ -88,6 +92,23 @@ def validate(ctx: typer.Context, config: str = CONFIG):
     cfg = _load(config, ctx)
     typer.echo(yaml.safe_dump(cfg.to_flat(), sort_keys=False), nl=False)
     typer.secho(f"{config}: valid", fg="green", err=True)
+
+
+@app.command(context_settings=OVERRIDES)
+def plan(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    gpu: Optional[str] = typer.Option(None, help="Plan for this accelerator (H100-80GB, A100-40GB, L4, RTX-4090...)."),
+    memory: Optional[float] = typer.Option(None, help="Device memory in GiB (overrides the device's)."),
+    num_processes: int = typer.Option(1, "--num-processes", help="Training processes (devices) per run."),
+    measure: bool = typer.Option(False, help="Time two of the model's layers here to calibrate the time estimate."),
+):
+    """What the run will need per device (parameters, memory by kind, tokens, steps, time) and
+    whether it fits, from the config alone: no weights are read."""
+    from axo.plan import device_of, make_plan, render
+
+    cfg = _load(config, ctx)
+    typer.echo(render(make_plan(cfg, device_of(gpu, memory), num_processes, measure), config))
 
 
 @app.command("config-schema")

@@ -38,6 +38,9 @@ def test_full_finetune_learns_and_reloads_in_plain_transformers(make_config):
     loss = losses(out)
     assert sum(loss[-3:]) / 3 < 0.7 * sum(loss[:3]) / 3, loss
     assert summary["precision"] == "fp32" and summary["data"][0]["rows_out"] == 64
+    planned, measured = summary["memory"]["planned"], summary["memory"]["measured"]  # the plan checked by the run
+    for kind in ("weights_bytes", "gradients_bytes", "optimizer_bytes"):
+        assert planned[kind] == pytest.approx(measured[kind], rel=0.05), kind
 
     assert (out / "model.safetensors").exists()
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -55,7 +58,8 @@ def test_lora_trains_only_the_adapter_and_merges_exactly(make_config, tiny_model
     from axo.export.merge import merge_lora
 
     cfg = make_config(max_steps=30, learning_rate=2e-2, **LORA)
-    train(cfg)
+    memory = train(cfg)["memory"]
+    assert memory["planned"]["state_bytes"] == pytest.approx(memory["measured"]["state_bytes"], rel=0.05)
     out = Path(cfg.train.output_dir)
 
     loss = losses(out)

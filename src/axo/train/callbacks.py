@@ -207,6 +207,29 @@ class LayerSampling(TrainerCallback):
         log.info("LISA: layers %s of %d train from step %d", chosen, len(layers), state.global_step + 1)
 
 
+class MemoryRecord(TrainerCallback):
+    """What the run's training tensors really took, for run_summary.json next to the plan's
+    estimate: the weights, gradients and optimizer states alive at the first optimizer step, and on
+    a GPU the peak memory allocated. Every run checks the plan."""
+
+    def __init__(self, planned: dict | None):
+        self.planned, self.measured = planned, None
+
+    def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if self.measured is None and model is not None:
+            from axo.plan import live_state_bytes
+
+            self.measured = live_state_bytes(model, optimizer)
+
+    def summary(self) -> dict:
+        import torch
+
+        measured = dict(self.measured or {})
+        if torch.cuda.is_available():
+            measured["peak_bytes"] = torch.cuda.max_memory_allocated()
+        return {"planned": self.planned, "measured": measured or None}
+
+
 class SaveFirstStep(TrainerCallback):
     """`save_first_step`: a checkpoint after step 1, so a broken save shows at once, not hours later."""
 

@@ -88,6 +88,11 @@ def export_quantized(trainer, cfg: Config) -> dict:
 
 
 def write_run_files(trainer, cfg: Config, summary: dict) -> dict:
+    from axo.train.callbacks import MemoryRecord
+
+    record = next((c for c in trainer.callback_handler.callbacks if isinstance(c, MemoryRecord)), None)
+    if record is not None:
+        summary["memory"] = record.summary()
     if trainer.is_world_process_zero():
         save_config(cfg, cfg.train.output_dir)
         Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))

@@ -45,7 +45,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
         **extra,
     )
-    prepare_trainer(trainer, cfg)
+    prepare_trainer(trainer, cfg, run)
     with disk_full_reported(cfg.train.output_dir):
         result = trainer.train(resume_from_checkpoint=run.resume)
 

@@ -45,7 +45,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         optimizers=(custom_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
-    prepare_trainer(trainer, cfg)
+    prepare_trainer(trainer, cfg, run)
     with disk_full_reported(cfg.train.output_dir):
         result = trainer.train(resume_from_checkpoint=run.resume)
 

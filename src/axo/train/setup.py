@@ -12,6 +12,7 @@ class RunSetup:
     precision: str
     tf32: bool | None
     resume: str | None
+    plan: dict | None = None  # the plan's figures, recorded next to what the run really used
 
 
 def start_run(cfg: Config) -> RunSetup:
@@ -21,11 +22,14 @@ def start_run(cfg: Config) -> RunSetup:
     from axo.train.checkpoints import resume_checkpoint
     from axo.train.identity import check_run, write_run
 
+    from axo.plan import check_before_training
+
     resume = None if cfg.train.overwrite_output_dir else resume_checkpoint(cfg.train)
-    setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume)
     check_backends(cfg)
     check_world_size(cfg.parallel, world_size())
     check_nd_device(cfg.parallel, _has_accelerator())
+    setup = RunSetup(resolve_precision(cfg.model), resolve_tf32(cfg.model), resume,
+                     check_before_training(cfg, world_size()))
     if int(os.environ.get("RANK", "0")) == 0:  # one process checks (and, asked to, clears) output_dir
         check_run(cfg, resume)
         write_run(cfg)
@@ -50,15 +54,15 @@ def _has_accelerator() -> bool:
     return torch.accelerator.is_available()
 
 
-def prepare_trainer(trainer, cfg: Config) -> None:
-    """What every recipe does to its Trainer before training: axo's callbacks, and FSDP made real
-    on CPU (see shard_on_cpu)."""
+def prepare_trainer(trainer, cfg: Config, run: RunSetup | None = None) -> None:
+    """What every recipe does to its Trainer before training: axo's callbacks (with the plan to
+    check against what the run uses), and FSDP made real on CPU (see shard_on_cpu)."""
     from axo.parallel.engines import shard_on_cpu
-    from axo.train.callbacks import attach_callbacks
-
+    from axo.train.callbacks import MemoryRecord, attach_callbacks
     from axo.train.schedules import install_schedule
 
     attach_callbacks(trainer, cfg)
+    trainer.add_callback(MemoryRecord(run.plan if run else None))
     install_schedule(trainer, cfg.train)
     if cfg.parallel.use_fsdp:
         shard_on_cpu(trainer)

@@ -45,7 +45,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         optimizers=(custom_optimizer(model, cfg), None),
         callbacks=callbacks,
     )
-    prepare_trainer(trainer, cfg)
+    prepare_trainer(trainer, cfg, run)
     if cfg.train.do_causal_lm_eval:
         from axo.train.callbacks import GenerationEval
 
