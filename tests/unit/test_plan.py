@@ -177,6 +177,9 @@ def test_70b_qlora_on_one_80gb_gpu(tmp_path):
     assert f.gradients == hand["lora"] * 4 and f.optimizer == pytest.approx(hand["lora"] * 8, rel=1e-3)
     assert f.activations >= 80 * 2048 * 8192 * 2
     assert 40 * GiB < plan.peak < 60 * GiB and plan.fits
+    text = render(plan)  # what `axo plan` prints carries the hand-computed figures
+    assert f"weights        {(nf4 + fp32) / GiB:>8.2f} GiB" in text and "207.09 M trainable" in text
+    assert f"gradients      {hand['lora'] * 4 / GiB:>8.2f} GiB" in text
 
 
 def test_what_does_not_fit_gets_changes_that_keep_the_global_batch(tmp_path):
@@ -192,6 +195,36 @@ def test_what_does_not_fit_gets_changes_that_keep_the_global_batch(tmp_path):
     assert "does NOT fit" in text and "to fit, with the same global batch" in text
 
 
+def test_offloaded_checkpoints_leave_the_device(tmp_path):
+    base = {"base_model": llama3(tmp_path, "8b"), "datasets": [{"path": "x.jsonl", "type": "alpaca"}],
+            "bf16": "auto", "adapter": "lora", "lora_target_linear": True, "sequence_len": 4096}
+    on_device = estimate(validate({**base, "gradient_checkpointing": True}),
+                         setup_of(validate({**base, "gradient_checkpointing": True})))
+    cfg = validate({**base, "gradient_checkpointing": "offload"})
+    offloaded = estimate(cfg, setup_of(cfg))
+    layer_input = 4096 * 4096 * 2  # one sequence's hidden states in bf16
+    assert on_device.activations - offloaded.activations == pytest.approx(31 * layer_input)
+    assert offloaded.host == pytest.approx(31 * layer_input)
+
+
+def test_a_run_that_clearly_cannot_fit_a_gpu_stops_before_loading(make_config, monkeypatch):
+    """The device is axo's own description of this machine's GPU: one of 64 MiB stands in for a
+    GPU the run overflows (this machine has none)."""
+    import axo.plan
+    from axo.errors import AxoError
+    from axo.plan import Device, check_before_training
+
+    monkeypatch.setattr(axo.plan, "device_of", lambda *a: Device("64 MiB GPU", 64 * 2**20, 100.0, True, True))
+    cfg = make_config(micro_batch_size=64, sequence_len=512)
+    with pytest.raises(AxoError, match=r"(?s)does NOT fit.*to fit, with the same global batch.*Stopped before "
+                                       r"loading anything.*`axo train --force`"):
+        check_before_training(cfg, 1)
+    monkeypatch.setenv("AXO_FORCE", "1")
+    assert check_before_training(cfg, 1)["peak_bytes"] > 64 * 2**20
+    monkeypatch.delenv("AXO_FORCE")
+    assert check_before_training(make_config(micro_batch_size=1, sequence_len=64), 1)["device"] == "64 MiB GPU"
+
+
 def test_cli_plan_and_its_errors(tmp_path):
     folder = llama3(tmp_path, "8b")
     config = tmp_path / "c.yml"
@@ -202,3 +235,11 @@ def test_cli_plan_and_its_errors(tmp_path):
     assert "LoRA, bf16 on L4" in result.output and "peak" in result.output and "no weights read" in result.output
     result = CliRunner().invoke(app, ["plan", str(config), "--gpu", "Z9000"])
     assert result.exit_code != 0 and "H100-80GB" in str(result.exception)
+
+
+def test_measure_times_the_models_own_layers_here(make_config, alpaca_file):
+    from axo.plan import device_of
+
+    plan = make_plan(make_config(), device_of(), measure=True)
+    assert plan.seconds_per_step > 0 and plan.throughput.startswith("measured on this machine")
+    assert plan.steps_per_epoch == 64 // 8 and "64 rows" in plan.data_source  # micro-batch 8, local rows

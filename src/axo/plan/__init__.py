@@ -95,7 +95,7 @@ class Plan:
 
 def make_plan(cfg: Config, device: Device, processes: int = 1, measure: bool = False, suggest: bool = True,
               count_steps: bool = True) -> Plan:
-    _import_libraries(cfg)
+    _import_libraries(cfg, adapters=suggest)
     started = time.perf_counter()
     setup = setup_of(cfg, processes, bf16_device=device.bf16)
     figures = estimate(cfg, setup)
@@ -111,14 +111,18 @@ def make_plan(cfg: Config, device: Device, processes: int = 1, measure: bool = F
     return plan
 
 
-def _import_libraries(cfg: Config) -> None:
-    """Imported before the plan's clock starts: their import time is the same for every command."""
+def _import_libraries(cfg: Config, adapters: bool) -> None:
+    """Imported before the plan's clock starts: their import time is the same for every command.
+    peft too when the plan may wrap the model in an adapter (its own, or a suggested one)."""
     import transformers.modeling_utils  # noqa: F401
 
-    from axo.model.loader import load_config
+    from axo.model.loader import load_config, model_class
 
-    load_config(cfg)
-    if cfg.lora.adapter:
+    config = load_config(cfg)
+    mapping = getattr(model_class(cfg, config), "_model_mapping", None)
+    if mapping is not None and type(config) in mapping:
+        mapping[type(config)]  # noqa: B018 (imports the model's code)
+    if cfg.lora.adapter or adapters:
         import peft  # noqa: F401
 
 
@@ -146,7 +150,8 @@ def suggestions(cfg: Config, plan: Plan) -> list[tuple[str, Setup, Figures]]:
     if alone:
         return alone[:4]
     s = plan.setup
-    memory = [o for o in options if (o[1].adapter, o[1].processes, o[1].shard) == (s.adapter, s.processes, s.shard)]
+    memory = [o for o in options if (o[1].adapter, o[1].processes, o[1].shard, o[1].offload_params)
+              == (s.adapter, s.processes, s.shard, s.offload_params)]
     offload = [o for o in options if o[1].offload_params and o[1].adapter == s.adapter and o[1].processes == s.processes]
     more = [o for o in options if o[1].processes > s.processes]
     adapter = [o for o in options if o[1].adapter != s.adapter]
@@ -164,6 +169,8 @@ def _options(cfg: Config, s: Setup) -> list[tuple[str, Setup]]:
                         replace(s, micro_batch=micro, accumulation=accumulation)))
     if not s.checkpointing:
         options.append(("gradient_checkpointing: true", replace(s, checkpointing=True)))
+    if not s.offload_activations:
+        options.append(("gradient_checkpointing: offload", replace(s, checkpointing=True, offload_activations=True)))
     if s.loss_chunks == 1 and cfg.model.task == "causal_lm":
         options.append(("chunked_cross_entropy: true", replace(s, loss_chunks=8)))
     full, low = STATE_BYTES.get(s.optimizer, (8, None))
@@ -186,7 +193,7 @@ def _options(cfg: Config, s: Setup) -> list[tuple[str, Setup]]:
     return options
 
 
-def _same_global_batch(setup: Setup, original: Setup) -> Setup | None:
+def _same_global_batch(setup: Setup, original: Setup) -> "Setup | None":
     """`setup` with the accumulation that keeps the original global batch, if one does."""
     batch = original.micro_batch * original.accumulation * original.data_parallel
     per_step = setup.micro_batch * setup.data_parallel
@@ -194,21 +201,36 @@ def _same_global_batch(setup: Setup, original: Setup) -> Setup | None:
 
 
 def _combined(cfg: Config, original: Setup, options, budget: float):
-    """Options applied in order, each kept only if it lowers the peak, until the run fits."""
-    current, labels = original, {}
-    figures = estimate(cfg, current)
-    for label, setup in options:
-        changed = {k: v for k, v in vars(setup).items() if getattr(original, k) != v and k != "accumulation"}
-        candidate = _same_global_batch(replace(current, **changed), original)
-        if candidate is None:
+    """Options applied in order, each kept only if it lowers the peak, until the run fits; then
+    each kept one dropped again if the run fits without it (the fewest changes, the cheapest kept)."""
+    def compose(chosen):
+        setup = original
+        for _, changed in chosen:
+            setup = replace(setup, **changed)
+        return _same_global_batch(setup, original)
+
+    def peak(setup):
+        return estimate(cfg, setup).peak(setup.accumulation)
+
+    chosen, best = [], peak(original)
+    for label, option in options:
+        changed = {k: v for k, v in vars(option).items() if getattr(original, k) != v and k != "accumulation"}
+        trial = [c for c in chosen if not set(c[1]) <= set(changed)] + [(label, changed)]
+        setup = compose(trial)
+        if setup is None or (value := peak(setup)) >= best:
             continue
-        trial = estimate(cfg, candidate)
-        if trial.peak(candidate.accumulation) < figures.peak(current.accumulation):
-            labels[frozenset(changed)] = label  # a later micro-batch choice replaces an earlier one
-            current, figures = candidate, trial
-        if figures.peak(current.accumulation) <= budget:
-            return " + ".join(labels.values()), current, figures
-    return None
+        chosen, best = trial, value
+        if best <= budget:
+            break
+    if best > budget:
+        return None
+    for item in list(chosen[:-1]):
+        fewer = [c for c in chosen if c is not item]
+        setup = compose(fewer)
+        if setup is not None and peak(setup) <= budget:
+            chosen = fewer
+    setup = compose(chosen)
+    return " + ".join(label for label, _ in chosen), setup, estimate(cfg, setup)
 
 
 def steps_per_epoch_of(cfg: Config, setup: Setup) -> tuple[int | None, str]:
@@ -329,8 +351,8 @@ def render(plan: Plan, config_path: str = "") -> str:
         f"    optimizer      {gib(f.optimizer):>12}   ({s.optimizer}: {state[0] if state[1] is None else state[1]} "
         f"bytes per trained value)",
         f"    activations    {gib(f.activations):>12}   ({f.layers} layers, {gib(f.per_layer)} each at most; "
-        + (f"checkpointing on: each keeps its input, one is recomputed at a time)" if s.checkpointing
-           else "checkpointing off)"),
+        + ("checkpointing off)" if not s.checkpointing else "checkpointing on: each keeps its input, one is "
+           "recomputed at a time" + (", the inputs in CPU memory)" if s.offload_activations else ")")),
         f"      of which logits and loss {gib(f.logits)}" + (f" (in {s.loss_chunks} chunks)" if s.loss_chunks > 1 else ""),
         f"    backward start {gib(f.transient):>12}   (the logits' gradient)",
     ]

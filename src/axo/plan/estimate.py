@@ -8,7 +8,8 @@ import json
 import math
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from axo.config import Config
@@ -59,6 +60,7 @@ class Setup:
     context_parallel: int = 1
     loss_chunks: int = 1
     reference_model: bool = False
+    offload_activations: bool = False  # gradient_checkpointing: offload keeps the layers' inputs in CPU memory
 
     @property
     def data_parallel(self) -> int:
@@ -129,6 +131,7 @@ def setup_of(cfg: Config, processes: int = 1, bf16_device: bool = True) -> Setup
     return Setup(
         micro_batch=t.micro_batch_size, accumulation=t.gradient_accumulation_steps, sequence_len=cfg.data.sequence_len,
         checkpointing=bool(t.gradient_checkpointing) or bool(p.use_fsdp and p.fsdp_options.activation_checkpointing),
+        offload_activations=t.gradient_checkpointing == "offload",
         optimizer=t.optimizer, adapter=cfg.lora.adapter, bits=bits, precision=precision,
         master_fp32=precision == "bf16" and not cfg.lora.adapter and m.bf16 != "full",
         processes=processes, shard=shard, offload_params=offload_params, offload_optimizer=offload_optimizer,
@@ -139,31 +142,20 @@ def setup_of(cfg: Config, processes: int = 1, bf16_device: bool = True) -> Setup
 
 
 def _deepspeed(value, presets) -> dict:
+    """The DeepSpeed config: inline, one of axo's presets, or the user's file (checked to exist)."""
     if isinstance(value, dict):
         return value
-    name = Path(value).stem
-    if value in presets or name in presets:
-        return json.loads((Path(__file__).parents[1] / "parallel" / "deepspeed" / f"{name}.json").read_text())
-    try:
-        return json.loads(Path(value).read_text())
-    except OSError:
-        return {}
+    folder = Path(__file__).parents[1] / "parallel" / "deepspeed"
+    return json.loads((folder / f"{value}.json" if value in presets else Path(value)).read_text())
 
 
 def estimate(cfg: Config, setup: Setup) -> Figures:
     """The figures of one setup: per-parameter state, then one meta forward for activations."""
-    import torch
-
     model, quantized = meta_model(cfg, setup)
     fig = Figures(layers=len(decoder_layers(model)))
     _count_state(model, quantized, setup, fig)
-    if setup.master_fp32:  # fp32 weights, bf16 math (autocast): activations are bf16
-        model.to(torch.bfloat16)
-    try:
+    with _math_dtypes(model, setup, quantized):
         _count_activations(model, cfg, setup, fig)
-    finally:
-        if setup.master_fp32:
-            model.to(torch.float32)
     _divide(setup, fig)
     if setup.reference_model:
         fig.reference = fig.total_params * BYTES[setup.precision] / (setup.shards * setup.tensor_parallel)
@@ -175,16 +167,50 @@ def estimate(cfg: Config, setup: Setup) -> Figures:
 _BUILT: dict = {}  # (config, what is built) -> (config, model, quantized names): suggestions reuse them
 
 
+@contextmanager
+def _math_dtypes(model, setup: Setup, quantized: set):
+    """The shared meta model in the dtypes the forward computes in: bf16 for a full fine-tune with
+    fp32 master weights (autocast), fp32 for what kbit training keeps unquantized (the norms, whose
+    fp32 outputs feed the next layer); restored afterwards."""
+    import torch
+
+    before = {name: p.dtype for name, p in model.named_parameters()}
+    for name, param in model.named_parameters():
+        if setup.master_fp32:
+            param.data = param.data.to(torch.bfloat16)
+        elif setup.bits and param.element_size() == 2 and _base_name(name) not in quantized:
+            param.data = param.data.float()
+    try:
+        yield
+    finally:
+        for name, param in model.named_parameters():
+            param.data = param.data.to(before[name])
+
+
 def meta_model(cfg: Config, setup: Setup):
     """The model as training holds it, on the meta device: base weights in the dtype they load
-    in, the adapter (fp32, as peft keeps it) on top; for a bitsandbytes base, the names of the
-    Linear weights that are stored quantized (every Linear but the output head)."""
-    key = (id(cfg), setup.adapter, setup.bits, setup.precision, setup.master_fp32)
+    in, the adapter (fp32, as peft keeps it) on top; and for a bitsandbytes base, the names of the
+    weights stored quantized. LoRA and QLoRA share one model: only the bytes counted differ."""
+    key = (id(cfg), bool(setup.adapter), setup.precision, setup.master_fp32)
     if key not in _BUILT:
         if len(_BUILT) > 8:
             _BUILT.clear()
-        _BUILT[key] = (cfg, *_build_meta_model(cfg, setup))  # holding cfg keeps its id unique
-    return _BUILT[key][1:]
+        _BUILT[key] = (cfg, _build_meta_model(cfg, setup))  # holding cfg keeps its id unique
+    model = _BUILT[key][1]
+    if setup.bits and "_axo_plan_quantized" not in model.__dict__:
+        model.__dict__["_axo_plan_quantized"] = _quantizable(model)
+    return model, model.__dict__["_axo_plan_quantized"] if setup.bits else set()
+
+
+def _quantizable(model) -> set:
+    """The weights bitsandbytes stores quantized: every Linear's but the output head's (and the
+    adapter's own)."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return {_base_name(f"{name}.weight") for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head and "lora_" not in name
+            and not any(part in ("modules_to_save", "original_module") for part in name.split("."))}
 
 
 def _build_meta_model(cfg: Config, setup: Setup):
@@ -203,19 +229,10 @@ def _build_meta_model(cfg: Config, setup: Setup):
             model = build(config, dtype=dtype, attn_implementation=attention)
         except (ValueError, TypeError):
             model = build(config, dtype=dtype)
-    quantized = set()
-    if setup.bits:
-        head = model.get_output_embeddings()
-        quantized = {f"{name}.weight" for name, module in model.named_modules()
-                     if isinstance(module, torch.nn.Linear) and module is not head}
     if setup.adapter:
         with torch.device("meta"):  # LoRA matrices too: initializing them on the CPU is most of the time
             model = _with_adapter(model, cfg, setup)
-        if setup.bits:  # prepare_model_for_kbit_training: every other half-precision weight in fp32
-            for name, param in model.named_parameters():
-                if not is_quantized(name, quantized) and param.dtype in (torch.float16, torch.bfloat16):
-                    param.data = param.data.float()
-    return model, quantized
+    return model
 
 
 def _torch_name(setup: Setup) -> str:
@@ -239,11 +256,15 @@ def _with_adapter(model, cfg: Config, setup: Setup):
 
 
 def _layer_list(model):
-    """The repeated blocks: the ModuleList holding the most parameters."""
+    """The repeated blocks: the ModuleList holding the most parameters (found once per model)."""
     import torch
 
-    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
-    return max(lists, key=lambda m: sum(p.numel() for p in m.parameters())) if lists else torch.nn.ModuleList()
+    found = model.__dict__.get("_axo_plan_layers")
+    if found is None:
+        lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+        found = max(lists, key=lambda m: sum(p.numel() for p in m.parameters())) if lists else torch.nn.ModuleList()
+        model.__dict__["_axo_plan_layers"] = found  # not a submodule: outside nn.Module's registry
+    return found
 
 
 def decoder_layers(model) -> list:
@@ -252,6 +273,12 @@ def decoder_layers(model) -> list:
 
 def _identical(layers: list, model) -> bool:
     """Layers of one class and shapes, of one attention type (no sliding/full alternation)."""
+    if "_axo_plan_identical" not in model.__dict__:
+        model.__dict__["_axo_plan_identical"] = _compare_layers(layers, model)
+    return model.__dict__["_axo_plan_identical"]
+
+
+def _compare_layers(layers: list, model) -> bool:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     if len(set(getattr(config, "layer_types", None) or [None])) > 1 or len(layers) < 2:
         return False
@@ -260,16 +287,18 @@ def _identical(layers: list, model) -> bool:
                for layer in layers[1:])
 
 
-def is_quantized(name: str, quantized: set) -> bool:
-    """Whether a parameter (named as in peft's wrapper or not) is a quantized base weight."""
+def _base_name(name: str) -> str:
+    """A base weight's name outside peft's wrapper."""
     from axo.model.adapters import PEFT_PREFIX
 
-    return bool(quantized) and name.replace(".base_layer.", ".").removeprefix(PEFT_PREFIX) in quantized
+    return name.replace(".base_layer.", ".").removeprefix(PEFT_PREFIX)
 
 
 def _stored_bytes(name: str, param, quantized: set, bits: int | None) -> float:
-    if not is_quantized(name, quantized):
-        return param.numel() * param.element_size()
+    if _base_name(name) not in quantized:
+        # prepare_model_for_kbit_training keeps every other half-precision weight in fp32
+        size = 4 if bits and param.element_size() == 2 else param.element_size()
+        return param.numel() * size
     n = param.numel()
     if bits == 4:  # NF4: two values a byte; per 64 values an 8-bit scale, per 256 of those an fp32 one
         return n / 2 + n / 64 + n / 64 / 256 * 4
@@ -288,8 +317,9 @@ def _count_state(model, quantized: set, setup: Setup, fig: Figures) -> None:
         if not param.requires_grad:
             continue
         fig.trainable_params += n
-        fig.gradients += n * param.element_size()
-        scale = param.element_size() / 4  # states follow the parameter's dtype
+        size = 4 if setup.bits and param.element_size() == 2 else param.element_size()  # kbit training: fp32
+        fig.gradients += n * size
+        scale = size / 4  # states follow the parameter's dtype
         if muon:  # momentum for hidden weight matrices, AdamW for the rest
             fig.optimizer += n * (4 if param.ndim == 2 and "embed" not in name and "lm_head" not in name else 8) * scale
         elif low is not None and n >= LOW_BIT_MIN_VALUES:
@@ -360,6 +390,9 @@ def _count_activations(model, cfg: Config, setup: Setup, fig: Figures) -> None:
     fig.per_layer = max(per_layer, default=0)
     if setup.checkpointing:  # each layer keeps its input; one at a time is recomputed, in backward
         fig.layer_inputs = sum(inputs)
+        if setup.offload_activations:  # in CPU memory until backward brings each back
+            fig.host += fig.layer_inputs - max(inputs, default=0)
+            fig.layer_inputs = max(inputs, default=0)
         fig.activations = outside + fig.layer_inputs
     else:
         fig.activations = outside + sum(per_layer)
@@ -397,12 +430,23 @@ def flops_per_token(model, cfg: Config, setup: Setup) -> float:
     counted at the share a token uses) plus causal attention; the backward is twice the forward
     for a full fine-tune and once for a frozen base (input gradients only); checkpointing redoes
     the forward."""
-    import torch
-
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None)
     used = getattr(config, "num_experts_per_tok", None)
     share = used / experts if experts and used else 1.0
+    weights = model.__dict__.get("_axo_plan_matmul_weights")
+    if weights is None:
+        weights = model.__dict__["_axo_plan_matmul_weights"] = _matmul_weights(model, share)
+    hidden = getattr(config, "num_attention_heads", 0) * (getattr(config, "head_dim", None) or (
+        getattr(config, "hidden_size", 0) // max(getattr(config, "num_attention_heads", 1), 1)))
+    forward = 2 * weights + 2 * len(decoder_layers(model)) * setup.sequence_len * hidden
+    passes = (3 if not setup.adapter else 2) + (1 if setup.checkpointing else 0)
+    return forward * passes
+
+
+def _matmul_weights(model, share: float) -> float:
+    import torch
+
     weights = 0.0
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
@@ -410,11 +454,7 @@ def flops_per_token(model, cfg: Config, setup: Setup) -> float:
             weights += weight.numel()
         elif "experts" in name.rsplit(".", 1)[-1]:
             weights += sum(p.numel() for p in module.parameters(recurse=False)) * share
-    hidden = getattr(config, "num_attention_heads", 0) * (getattr(config, "head_dim", None) or (
-        getattr(config, "hidden_size", 0) // max(getattr(config, "num_attention_heads", 1), 1)))
-    forward = 2 * weights + 2 * len(decoder_layers(model)) * setup.sequence_len * hidden
-    passes = (3 if not setup.adapter else 2) + (1 if setup.checkpointing else 0)
-    return forward * passes
+    return weights
 
 
 def _register_attention() -> None:
