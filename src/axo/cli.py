@@ -111,6 +111,23 @@ def plan(
     typer.echo(render(make_plan(cfg, device_of(gpu, memory), num_processes, measure), config))
 
 
+@app.command()
+def report(
+    folders: list[str] = typer.Argument(..., help="Run folders (output_dir of axo train).", show_default=False),
+    out: Optional[str] = typer.Option(None, help="Where to write it (default: FOLDER/report.html for one run, "
+                                      "./axo_report.html for several)."),
+):
+    """Rebuild a run's report.html from its folder, or overlay several runs in one page: their curves
+    against tokens seen, and the config keys that differ."""
+    from pathlib import Path
+
+    from axo.run_report import read_run, write_report
+
+    runs = [read_run(Path(folder)) for folder in folders]
+    target = out or (None if len(runs) == 1 else "axo_report.html")
+    typer.echo(f"wrote {write_report(folders[0], runs, target)}")
+
+
 @app.command("config-schema")
 def config_schema():
     """Print the JSON schema of the config file, for editors."""
@@ -213,9 +230,13 @@ def serve_command(cfg) -> list[str]:
 
 
 def main():
+    import shlex
+
     from axo.logs import setup_logging
 
     setup_logging()
+    # the command as the user typed it, for the run report; processes a launcher starts inherit it
+    os.environ.setdefault("AXO_COMMAND", shlex.join(["axo", *sys.argv[1:]]))
     try:
         app()
     except Interrupted as err:

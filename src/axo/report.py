@@ -30,14 +30,18 @@ def print_token_view(tokenizer, rows, n: int) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from axo.data.tokenize import IGNORE
-
     console = Console()
     console.print(Text("trained", style="bold green"), Text(" / "), Text("masked", style="dim red"))
     for i, row in enumerate(rows.select(range(min(n, len(rows))))):
         view = Text()
         view.append(f"\n── row {i} ({len(row['input_ids'])} tokens) ──\n", style="bold")
-        for token, label in zip(row["input_ids"], row["labels"]):
-            piece = tokenizer.decode([token]).replace("\n", "\\n\n")
-            view.append(piece, style="green" if label != IGNORE else "dim red")
+        for piece, trained in token_pieces(tokenizer, row):
+            view.append(piece.replace("\n", "\\n\n"), style="green" if trained else "dim red")
         console.print(view)
+
+
+def token_pieces(tokenizer, row: dict) -> list[tuple[str, bool]]:
+    """A tokenized row as (each token's text, whether it trains)."""
+    from axo.data.tokenize import IGNORE
+
+    return [(tokenizer.decode([token]), label != IGNORE) for token, label in zip(row["input_ids"], row["labels"])]

@@ -39,6 +39,7 @@ def test_divergence_stops_the_run_and_writes_no_nan_weights(make_config, tmp_pat
     assert not (out / "model.safetensors").exists()  # no final model
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["status"] == "failed" and "step" in summary["reason"]
+    assert "<td>failed</td>" in (out / "report.html").read_text()  # the report shows the run as failed
     checkpoints = list(out.glob("checkpoint-*"))
     assert checkpoints and len(checkpoints) < len(losses.seen)  # the diverged step's checkpoint was not written
     for checkpoint in checkpoints:  # and every one on disk is a good one

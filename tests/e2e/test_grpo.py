@@ -24,6 +24,7 @@ def test_grpo_runs_and_logs_the_reward(make_config, tmp_path, monkeypatch):
     assert len(logs) == 3 and all(0.0 <= e["reward"] <= 1.0 for e in logs)
     assert "rewards/exact/mean" in logs[-1]
     assert json.loads((Path(cfg.train.output_dir) / "run_summary.json").read_text())["method"] == "grpo"
+    assert "curve-reward" in (Path(cfg.train.output_dir) / "report.html").read_text()
     assert "sort_rewards" in sys.modules
 
 

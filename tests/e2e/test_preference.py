@@ -35,6 +35,7 @@ def history(cfg) -> list[dict]:
 
 def assert_reloads(cfg, adapter: bool) -> None:
     out = Path(cfg.train.output_dir)
+    assert "rewards/margins" in (out / "report.html").read_text()  # the run report plots TRL's metrics too
     if adapter:
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.base_model), out)
     else:

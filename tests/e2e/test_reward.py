@@ -61,6 +61,7 @@ def test_reward_model_ranks_held_out_pairs(make_config, pair_files, base):
                       chat_template="chatml", max_steps=30, micro_batch_size=8, sequence_len=256, **model)
     train(cfg)
     out = Path(cfg.train.output_dir)
+    assert (out / "report.html").exists()
     if base == "bert":  # an adapter: merge it for plain transformers
         from axo.export.merge import merge_lora
 

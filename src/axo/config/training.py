@@ -111,7 +111,9 @@ class TrainingConfig(Area):
     auto_find_batch_size: bool = Field(False, description="Halve the batch on out-of-memory until it fits.")
     torch_empty_cache_steps: int | None = Field(None, gt=0, description="Empty the accelerator cache every N steps.")
     accelerator_config: dict | None = Field(None, description="accelerate's options (transformers' accelerator_config).")
-    include_tokens_per_second: bool = Field(False, description="Log the tokens seen (without padding) and tokens/s.")
+    include_tokens_per_second: bool = Field(
+        False, description="Accepted for Axolotl configs: axo always counts the tokens seen (without padding); the "
+        "run report plots the curves against them, and tokens/s.")
     hub_model_id: str | None = Field(None, description="Push the trained model to this hub repo (org/name).")
     hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] | None = Field(
         None, description="What is pushed when: end (default), every_save, checkpoint, all_checkpoints.")

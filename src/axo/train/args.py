@@ -96,7 +96,7 @@ def training_kwargs(cfg: Config, precision: Precision, has_eval: bool, tf32: boo
         save_only_model=t.save_only_model,
         auto_find_batch_size=t.auto_find_batch_size,
         torch_compile=t.torch_compile,
-        include_num_input_tokens_seen="non_padding" if t.include_tokens_per_second else "no",
+        include_num_input_tokens_seen="non_padding",  # the run report plots against tokens seen
         push_to_hub=bool(t.hub_model_id),
         hub_private_repo=t.hub_private_repo,  # private unless asked: Axolotl's default, and no surprise exposure
         **_parallel_kwargs(cfg),

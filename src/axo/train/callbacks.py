@@ -28,9 +28,15 @@ def format_logs(logs: dict, step: int, max_steps: int) -> str:
 
 
 class LineProgress(ProgressCallback):
+    """The Trainer's progress bar, with each log as one readable line above it and no second bar
+    while evaluating (eval results arrive as a log line)."""
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:
             self.training_bar.write(format_logs(logs, state.global_step, state.max_steps))
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
 
 
 def attach_callbacks(trainer, cfg: Config) -> None:
@@ -228,6 +234,83 @@ class MemoryRecord(TrainerCallback):
         if torch.cuda.is_available():
             measured["peak_bytes"] = torch.cuda.max_memory_allocated()
         return {"planned": self.planned, "measured": measured or None}
+
+
+class RunLog(TrainerCallback):
+    """What the run report is built from, and the report (axo.run_report): each log line with the
+    tokens seen and the wall time (axo_log.jsonl; a resumed run drops the lines past its
+    checkpoint), the environment, the command and three sample rows at the start
+    (report_data.json), and report.html rewritten at each save. A report that fails to build is
+    said once and never stops training."""
+
+    ROWS = 3
+
+    def __init__(self, trainer):
+        self.trainer, self.failed = trainer, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        import json
+        import os
+        from pathlib import Path
+
+        from axo.run_report import DATA_FILE, LOG_FILE, environment
+        from axo.train.outputs import CONFIG_FILE
+
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / LOG_FILE
+        kept = [line for line in (log.read_text().splitlines() if log.exists() and state.global_step else [])
+                if json.loads(line).get("step", 0) <= state.global_step]
+        log.write_text("".join(line + "\n" for line in kept))
+        data = {"environment": environment(), "command": os.environ.get("AXO_COMMAND"),
+                "reproduce": f"axo train {out / CONFIG_FILE}", **self._rows()}
+        (out / DATA_FILE).write_text(json.dumps(data, ensure_ascii=False))
+
+    def _rows(self) -> dict:
+        from axo.report import token_pieces
+
+        dataset, tokenizer = self.trainer.train_dataset, self.trainer.processing_class
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor's
+        columns = getattr(dataset, "column_names", None) or []
+        if "input_ids" not in columns:
+            return {}
+        lengths = [len(ids) for ids in dataset.select(range(min(len(dataset), 20000)))["input_ids"]]
+        if "labels" not in columns:
+            return {"lengths": lengths}
+        rows = [{"index": i, "tokens": (pieces := token_pieces(tokenizer, dataset[i])),
+                 "trained": sum(trained for _, trained in pieces)} for i in range(min(self.ROWS, len(dataset)))]
+        return {"lengths": lengths, "rows": rows}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            import json
+            import time
+            from pathlib import Path
+
+            from axo.run_report import LOG_FILE
+
+            entry = {**logs, "step": state.global_step, "epoch": state.epoch,
+                     "tokens_seen": state.num_input_tokens_seen or None, "time": time.time()}
+            with open(Path(args.output_dir) / LOG_FILE, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.write(args.output_dir)
+
+    def write(self, output_dir) -> bool:
+        from axo.run_report import write_report
+
+        try:
+            write_report(output_dir)
+            return True
+        except Exception as err:  # the report is for people; training goes on without it
+            if not self.failed:
+                log.warning("report.html could not be written (%s: %s)", type(err).__name__, err)
+            self.failed = True
+            return False
 
 
 class SaveFirstStep(TrainerCallback):

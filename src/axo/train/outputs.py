@@ -31,6 +31,7 @@ def stop_if_failed(trainer, cfg: Config, summary: dict) -> None:
         Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
         Path(cfg.train.output_dir, "run_summary.json").write_text(
             json.dumps({**summary, "status": "failed", "reason": watchdog.failure}, indent=2))
+        _write_report(trainer, cfg)  # the curves show where it went wrong
     written = checkpoints(Path(cfg.train.output_dir))  # newest first
     last = f"the last good checkpoint is {written[0]}" if written else "no checkpoint was written"
     raise AxoError(f"training failed: {watchdog.failure}; {last}, and no model was saved. Fix: a lower "
@@ -48,6 +49,7 @@ def _interrupted(trainer, cfg: Config, summary: dict, signum: int) -> None:
         Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(
             {**summary, "status": "interrupted", "reason": f"{name} at step {step}", "checkpoint": str(checkpoint)},
             indent=2))
+        _write_report(trainer, cfg)
     raise Interrupted(f"stopped by {name} after step {step}; saved {checkpoint}. Resume with "
                       "`auto_resume_from_checkpoints: true` (or `--resume_from_checkpoint "
                       f"{checkpoint}`): the run continues exactly where it stopped.", signum)
@@ -90,13 +92,23 @@ def export_quantized(trainer, cfg: Config) -> dict:
 def write_run_files(trainer, cfg: Config, summary: dict) -> dict:
     from axo.train.callbacks import MemoryRecord
 
-    record = next((c for c in trainer.callback_handler.callbacks if isinstance(c, MemoryRecord)), None)
+    callbacks = trainer.callback_handler.callbacks
+    record = next((c for c in callbacks if isinstance(c, MemoryRecord)), None)
     if record is not None:
         summary["memory"] = record.summary()
     if trainer.is_world_process_zero():
         save_config(cfg, cfg.train.output_dir)
         Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+        _write_report(trainer, cfg)
     return summary
+
+
+def _write_report(trainer, cfg: Config) -> None:
+    from axo.train.callbacks import RunLog
+
+    report = next((c for c in trainer.callback_handler.callbacks if isinstance(c, RunLog)), None)
+    if report is not None and report.write(cfg.train.output_dir):
+        log.info("Run report: %s", Path(cfg.train.output_dir, "report.html"))
 
 
 def _fsdp_save(trainer, cfg: Config) -> dict:

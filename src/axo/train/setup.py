@@ -58,11 +58,12 @@ def prepare_trainer(trainer, cfg: Config, run: RunSetup | None = None) -> None:
     """What every recipe does to its Trainer before training: axo's callbacks (with the plan to
     check against what the run uses), and FSDP made real on CPU (see shard_on_cpu)."""
     from axo.parallel.engines import shard_on_cpu
-    from axo.train.callbacks import MemoryRecord, attach_callbacks
+    from axo.train.callbacks import MemoryRecord, RunLog, attach_callbacks
     from axo.train.schedules import install_schedule
 
     attach_callbacks(trainer, cfg)
     trainer.add_callback(MemoryRecord(run.plan if run else None))
+    trainer.add_callback(RunLog(trainer))
     install_schedule(trainer, cfg.train)
     if cfg.parallel.use_fsdp:
         shard_on_cpu(trainer)
