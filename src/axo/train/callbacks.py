@@ -22,8 +22,9 @@ def format_logs(logs: dict, step: int, max_steps: int) -> str:
             value = logs[key]
             name = "lr" if key == "learning_rate" else key
             parts.append(f"{name} {value:.3g}" if key == "learning_rate" else f"{name} {value:.4f}")
-    parts += [f"{k} {v:.4g}" for k, v in logs.items()
-              if k not in SHOWN and isinstance(v, float) and not k.endswith("_per_second")]
+    final = "train_loss" in logs  # transformers times every log once tokens are counted; say it at the end
+    parts += [f"{k} {v:.4g}" for k, v in logs.items() if k not in SHOWN and isinstance(v, float)
+              and not k.endswith("_per_second") and (final or k != "train_runtime")]
     return " | ".join(parts)
 
 
