@@ -150,8 +150,11 @@ def _series(run: Run, key: str) -> tuple[list, list, list]:
     return [e["step"] for e in points], [e.get("tokens_seen") for e in points], [e[key] for e in points]
 
 
-def smooth(values: list[float], weight: float = 0.8) -> list[float]:
-    """Exponential moving average, debiased (as TensorBoard's smoothing)."""
+def smooth(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average, debiased (as TensorBoard's smoothing); by default lighter for
+    short series (none for 10 points or fewer, 0.8 from 50), which a heavy average would drag."""
+    if weight is None:
+        weight = max(0.0, min(0.8, 1 - 10 / max(len(values), 1)))
     out, last = [], 0.0
     for i, v in enumerate(values):
         last = weight * last + (1 - weight) * v
@@ -187,7 +190,8 @@ def _figure(runs: list[Run], key: str, title: str) -> str:
         label = run.name if len(runs) > 1 else key
         fig.add_scatter(x=steps, y=values, mode="markers", name=f"{label} (logged)", marker={"size": 4, "color": color},
                         opacity=0.45, meta={"tokens": tokens, "steps": steps})
-        fig.add_scatter(x=steps, y=smooth(values), mode="lines", name=f"{label} (smoothed)",
+        line = values if key == "learning_rate" else smooth(values)  # a schedule is drawn as it is
+        fig.add_scatter(x=steps, y=line, mode="lines", name=f"{label} (smoothed)",
                         line={"color": color}, meta={"tokens": tokens, "steps": steps})
     if not fig.data:
         return ""

@@ -102,8 +102,9 @@ def test_axo_report_overlays_two_runs_with_their_config_difference(make_config, 
 
 
 def test_smoothing_is_a_debiased_moving_average():
-    assert smooth([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])
+    assert smooth([1.0, 1.0, 1.0], weight=0.8) == pytest.approx([1.0, 1.0, 1.0])
     assert smooth([0.0, 10.0], weight=0.5) == pytest.approx([0.0, 10 * 0.5 / 0.75])
+    assert smooth([3.0, 1.0, 2.0]) == [3.0, 1.0, 2.0]  # ten points or fewer: drawn as they are
 
 
 def test_a_resumed_run_keeps_its_log_up_to_the_checkpoint(make_config, tmp_path):

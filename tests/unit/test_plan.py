@@ -243,3 +243,13 @@ def test_measure_times_the_models_own_layers_here(make_config, alpaca_file):
     plan = make_plan(make_config(), device_of(), measure=True)
     assert plan.seconds_per_step > 0 and plan.throughput.startswith("measured on this machine")
     assert plan.steps_per_epoch == 64 // 8 and "64 rows" in plan.data_source  # micro-batch 8, local rows
+
+
+def test_a_preference_pair_runs_two_answers(make_config):
+    sft = make_config(micro_batch_size=4)
+    dpo = make_config(micro_batch_size=4, rl="dpo", chat_template="chatml", adapter="lora", lora_target_linear=True,
+                      datasets=[{"path": "pairs.jsonl", "type": "chat_template.default"}])
+    lora = make_config(micro_batch_size=4, adapter="lora", lora_target_linear=True)
+    pair, single = estimate(dpo, setup_of(dpo, bf16_device=False)), estimate(lora, setup_of(lora, bf16_device=False))
+    assert pair.tokens_per_step == 2 * single.tokens_per_step == 2 * estimate(sft, setup_of(sft, False)).tokens_per_step
+    assert pair.activations == pytest.approx(2 * single.activations, rel=0.02)

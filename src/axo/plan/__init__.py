@@ -102,7 +102,8 @@ def make_plan(cfg: Config, device: Device, processes: int = 1, measure: bool = F
     steps_per_epoch, source = steps_per_epoch_of(cfg, setup) if count_steps else (None, "not counted")
     steps = cfg.train.max_steps or (steps_per_epoch * math.ceil(cfg.train.num_epochs) if steps_per_epoch else None)
     achieved, how = _throughput(cfg, setup, device, measure)
-    per_device_tokens = setup.micro_batch * setup.sequence_len * setup.accumulation / setup.context_parallel
+    per_device_tokens = (setup.micro_batch * setup.sequences_per_row * setup.sequence_len * setup.accumulation
+                         / setup.context_parallel)
     seconds = figures.flops_per_token * per_device_tokens / setup.tensor_parallel / achieved if achieved else None
     plan = Plan(setup, device, figures, steps_per_epoch, steps, source, seconds, how, [], 0.0)
     if suggest and not plan.fits:
@@ -364,8 +365,9 @@ def render(plan: Plan, config_path: str = "") -> str:
     lines.append(f"    peak           {gib(plan.peak):>12}   {share:.0%} of {gib(d.memory)}: "
                  + ("fits" if plan.fits else "does NOT fit"))
     dp = f" x {s.data_parallel} processes" if s.data_parallel > 1 else ""
-    lines.append(f"  tokens per step  {f.tokens_per_step:,} (micro-batch {s.micro_batch} x {s.sequence_len} tokens x "
-                 f"{s.accumulation} accumulation{dp})")
+    pairs = " x 2 answers" if s.sequences_per_row == 2 else ""
+    lines.append(f"  tokens per step  {f.tokens_per_step:,} (micro-batch {s.micro_batch}{pairs} x {s.sequence_len} tokens"
+                 f" x {s.accumulation} accumulation{dp})")
     lines.append(f"  steps per epoch  {plan.steps_per_epoch:,} (from {plan.data_source})" if plan.steps_per_epoch
                  else f"  steps per epoch  {plan.data_source}")
     if plan.seconds_per_step:

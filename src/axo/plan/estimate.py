@@ -61,6 +61,7 @@ class Setup:
     loss_chunks: int = 1
     reference_model: bool = False
     offload_activations: bool = False  # gradient_checkpointing: offload keeps the layers' inputs in CPU memory
+    sequences_per_row: int = 1  # a preference pair runs its chosen and its rejected answer
 
     @property
     def data_parallel(self) -> int:
@@ -138,6 +139,7 @@ def setup_of(cfg: Config, processes: int = 1, bf16_device: bool = True) -> Setup
         tensor_parallel=p.tensor_parallel_size or 1, context_parallel=p.context_parallel_size or 1,
         loss_chunks=(t.chunked_cross_entropy_num_chunks or 8) if t.chunked_cross_entropy else 1,
         reference_model=cfg.method.reference_model and not cfg.lora.adapter and not cfg.rl.precompute_ref_log_probs,
+        sequences_per_row=2 if cfg.method.rows.endswith(":PairRows") else 1,
     )
 
 
@@ -160,7 +162,8 @@ def estimate(cfg: Config, setup: Setup) -> Figures:
     if setup.reference_model:
         fig.reference = fig.total_params * BYTES[setup.precision] / (setup.shards * setup.tensor_parallel)
     fig.flops_per_token = flops_per_token(model, cfg, setup)
-    fig.tokens_per_step = setup.micro_batch * setup.sequence_len * setup.accumulation * setup.data_parallel
+    fig.tokens_per_step = (setup.micro_batch * setup.sequences_per_row * setup.sequence_len * setup.accumulation
+                           * setup.data_parallel)
     return fig
 
 
@@ -363,7 +366,7 @@ def _count_activations(model, cfg: Config, setup: Setup, fig: Figures) -> None:
         return t
 
     tokens = math.ceil(setup.sequence_len / setup.context_parallel)
-    ids = torch.zeros(setup.micro_batch, tokens, dtype=torch.long, device="meta")
+    ids = torch.zeros(setup.micro_batch * setup.sequences_per_row, tokens, dtype=torch.long, device="meta")
     labels = ids if cfg.model.task in ("causal_lm", "image_text_to_text") else None
     model.train()
     kept = dict(container._modules)
