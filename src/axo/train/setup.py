@@ -18,11 +18,10 @@ class RunSetup:
 def start_run(cfg: Config) -> RunSetup:
     from axo.model.preflight import check_backends, resolve_precision, resolve_tf32
     from axo.parallel.engines import check_nd_device, check_world_size, world_size
+    from axo.plan import check_before_training
     from axo.train.args import to_tracker_env
     from axo.train.checkpoints import resume_checkpoint
     from axo.train.identity import check_run, write_run
-
-    from axo.plan import check_before_training
 
     resume = None if cfg.train.overwrite_output_dir else resume_checkpoint(cfg.train)
     check_backends(cfg)
