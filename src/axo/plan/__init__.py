@@ -102,8 +102,7 @@ def make_plan(cfg: Config, device: Device, processes: int = 1, measure: bool = F
     steps_per_epoch, source = steps_per_epoch_of(cfg, setup) if count_steps else (None, "not counted")
     steps = cfg.train.max_steps or (steps_per_epoch * math.ceil(cfg.train.num_epochs) if steps_per_epoch else None)
     achieved, how = _throughput(cfg, setup, device, measure)
-    per_device_tokens = (setup.micro_batch * setup.sequences_per_row * setup.sequence_len * setup.accumulation
-                         / setup.context_parallel)
+    per_device_tokens = figures.tokens_per_step / setup.data_parallel / setup.context_parallel
     seconds = figures.flops_per_token * per_device_tokens / setup.tensor_parallel / achieved if achieved else None
     plan = Plan(setup, device, figures, steps_per_epoch, steps, source, seconds, how, [], 0.0)
     if suggest and not plan.fits:
@@ -141,8 +140,8 @@ def _throughput(cfg: Config, setup: Setup, device: Device, measure: bool) -> tup
 
 def suggestions(cfg: Config, plan: Plan) -> list[tuple[str, Setup, Figures]]:
     """Changes that keep the global batch and learning rate, cheapest in speed first: each one
-    that makes the run fit alone; if none does, the fewest of them taken in order, once keeping
-    the method (full fine-tune or adapter) and once changing it."""
+    that makes the run fit alone; if none does, the fewest of them taken in order along three
+    paths: the same devices and method (offloading last), more devices, another method."""
     options = _options(cfg, plan.setup)
     budget = plan.device.memory * HEADROOM
     kept = [(label, _same_global_batch(setup, plan.setup)) for label, setup in options]
@@ -260,11 +259,8 @@ def steps_per_epoch_of(cfg: Config, setup: Setup) -> tuple[int | None, str]:
 
 
 def _prepared_stats(cfg: Config) -> list[dict] | None:
-    import logging
-
-    logger = logging.getLogger("axo")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # loading the tokenizer says things that belong to training
+    level = log.level
+    log.setLevel(logging.ERROR)  # loading the tokenizer says things that belong to training
     try:
         from axo.data.chat import load_processing
         from axo.data.prepare import _cache_dir
@@ -275,7 +271,7 @@ def _prepared_stats(cfg: Config) -> list[dict] | None:
     except Exception:  # no tokenizer here, no cache yet: the plan falls back to counting rows
         return None
     finally:
-        logger.setLevel(level)
+        log.setLevel(level)
 
 
 def _rows_in_files(cfg: Config) -> int | None:

@@ -297,11 +297,15 @@ def _base_name(name: str) -> str:
     return name.replace(".base_layer.", ".").removeprefix(PEFT_PREFIX)
 
 
+def _held_size(param, bits: int | None) -> int:
+    """Bytes per value of a weight that is not quantized: prepare_model_for_kbit_training keeps
+    every half-precision one in fp32 on a bitsandbytes base."""
+    return 4 if bits and param.element_size() == 2 else param.element_size()
+
+
 def _stored_bytes(name: str, param, quantized: set, bits: int | None) -> float:
     if _base_name(name) not in quantized:
-        # prepare_model_for_kbit_training keeps every other half-precision weight in fp32
-        size = 4 if bits and param.element_size() == 2 else param.element_size()
-        return param.numel() * size
+        return param.numel() * _held_size(param, bits)
     n = param.numel()
     if bits == 4:  # NF4: two values a byte; per 64 values an 8-bit scale, per 256 of those an fp32 one
         return n / 2 + n / 64 + n / 64 / 256 * 4
@@ -320,7 +324,7 @@ def _count_state(model, quantized: set, setup: Setup, fig: Figures) -> None:
         if not param.requires_grad:
             continue
         fig.trainable_params += n
-        size = 4 if setup.bits and param.element_size() == 2 else param.element_size()  # kbit training: fp32
+        size = _held_size(param, setup.bits)
         fig.gradients += n * size
         scale = size / 4  # states follow the parameter's dtype
         if muon:  # momentum for hidden weight matrices, AdamW for the rest
@@ -341,8 +345,8 @@ def _count_activations(model, cfg: Config, setup: Setup, fig: Figures) -> None:
     is saved: before the layers, in layer i, or after them (the head: final norm, logits, loss)."""
     import torch
 
-    every_layer = decoder_layers(model)
     container = _layer_list(model)
+    every_layer = list(container)
     same = _identical(every_layer, model)
     layers = every_layer[:1] if same else every_layer
     where = ["embed"]
