@@ -59,6 +59,21 @@ SAMPLING_OPTIONS = (
     "trl.use_vllm", "trl.vllm_mode", "trl.vllm_server_host", "trl.vllm_server_port", "vllm",
     *(f"trl.{key}" for key in GRPO_PASSTHROUGH))
 DPO_OPTIONS = ("dpo_loss_type", "dpo_label_smoothing", "precompute_ref_log_probs")
+REWARD_OPTIONS = ("trl.reward_funcs", "trl.reward_weights")
+# What RLOO reads: GRPO's sampling keys that TRL's RLOOConfig has, and its own.
+RLOO_OPTIONS = tuple(key for key in SAMPLING_OPTIONS if key.removeprefix("trl.") not in (
+    "loss_type", "scale_rewards", "importance_sampling_level", "entropy_coef", "off_policy_mask_threshold",
+    "use_bias_correction_kl", "multi_objective_aggregation", "vllm_importance_sampling_correction",
+    "vllm_importance_sampling_mode", "vllm_importance_sampling_cap", "vllm_importance_sampling_clip_min",
+    "vllm_importance_sampling_clip_max")) + ("trl.normalize_advantages", "trl.reward_clip_range")
+ONLINE_DPO_OPTIONS = ("rl_beta", "trl.beta", "max_prompt_len", "trl.max_completion_length", "trl.temperature",
+                      "trl.top_p", "trl.top_k", "trl.min_p", "trl.repetition_penalty", "trl.generation_kwargs",
+                      "trl.loss_type", "trl.missing_eos_penalty", "trl.use_vllm", "trl.vllm_mode",
+                      "trl.vllm_server_host", "trl.vllm_server_port", "trl.vllm_server_timeout", "vllm")
+KD_OPTIONS = ("teacher_model", "kd_alpha", "kd_ce_alpha", "kd_temperature", "kd_beta", "kd_normalize_topk",
+              "kd_online_topk", "kd_temperature_min")
+GKD_OPTIONS = ("teacher_model", "trl.beta", "trl.temperature", "trl.max_completion_length", "trl.lmbda",
+               "trl.seq_kd")
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
            "transformers:Trainer", "axo.train.args:to_training_args", "axo.data.rows:sft_rows", axo_batches=True),
@@ -82,13 +97,27 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("grpo", "group relative policy optimization", ("chat_template", TRANSFORM), ("causal_lm",),
            "axo.train.grpo", "trl:GRPOTrainer", "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows",
            ("trl.reward_funcs", "trl.reward_weights", *SAMPLING_OPTIONS), truncates=False),
+    Method("rloo", "REINFORCE leave-one-out (each answer's baseline: the mean reward of the prompt's others)",
+           ("chat_template", TRANSFORM), ("causal_lm",), "axo.train.grpo", "trl:RLOOTrainer",
+           "axo.train.trl_args:to_rloo_config", "axo.data.prompts:PromptRows", REWARD_OPTIONS + RLOO_OPTIONS,
+           truncates=False),
+    Method("online_dpo", "online DPO (two sampled answers per prompt, ranked by the reward functions)",
+           ("chat_template", TRANSFORM), ("causal_lm",), "axo.train.grpo",
+           "trl.experimental.online_dpo:OnlineDPOTrainer", "axo.train.trl_args:to_online_dpo_config",
+           "axo.data.prompts:PromptRows", REWARD_OPTIONS + ONLINE_DPO_OPTIONS, truncates=False),
+    Method("kd", "knowledge distillation from a teacher's top-k log-probs (in the rows, or a teacher model)",
+           SFT_TYPES, ("causal_lm",), "axo.train.sft", "axo.train.distill:KDTrainer",
+           "axo.train.args:to_training_args", "axo.data.distill:KDRows", KD_OPTIONS, axo_batches=True),
+    Method("gkd", "generalized knowledge distillation (on-policy: the teacher grades the student's own answers)",
+           SFT_TYPES, ("causal_lm",), "axo.train.gkd", "trl.experimental.gkd:GKDTrainer",
+           "axo.train.trl_args:to_gkd_config", "axo.data.rows:sft_rows", GKD_OPTIONS),
     Method("ebft", "energy-based fine-tuning (GRPO rewarded by matching the reference answer's features)",
            ("chat_template", TRANSFORM), ("causal_lm",), "axo.train.grpo", "trl:GRPOTrainer",
            "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows", ("ebft", *SAMPLING_OPTIONS),
            truncates=False),
 )}
 # The methods chosen by `rl: <name>` (the others by reward_model / process_reward_model, or none).
-RL_VALUES = tuple(name for name in METHODS if name not in ("sft", "reward", "process_reward"))
+RL_VALUES = tuple(name for name in METHODS if name not in ("sft", "reward", "process_reward", "kd"))
 # Keys some method reads; set for any other method they are config errors.
 METHOD_OPTIONS = tuple(dict.fromkeys(key for m in METHODS.values() for key in m.options))
 # axo's batching and label keys, refused for methods whose library trainer builds its own batches.
@@ -104,10 +133,12 @@ def method_name(rl) -> str:
         return "reward"
     if rl.process_reward_model:
         return "process_reward"
+    if rl.kd_trainer:
+        return "kd"
     return rl.rl or "sft"
 
 
 def training_name(method: Method) -> str:
     """How a config spells the method, for messages."""
-    return {"sft": "SFT", "reward": "`reward_model: true`",
+    return {"sft": "SFT", "reward": "`reward_model: true`", "kd": "`kd_trainer: true`",
             "process_reward": "`process_reward_model: true`"}.get(method.name, f"`rl: {method.name}`")

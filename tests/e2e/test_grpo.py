@@ -6,6 +6,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from axo.train.grpo import train
 from conftest import EXAMPLES, read_log_history
 
@@ -28,33 +30,71 @@ def test_grpo_runs_and_logs_the_reward(make_config, tmp_path, monkeypatch):
     assert "sort_rewards" in sys.modules
 
 
-def test_grpo_raises_exact_match_reward_from_an_sft_start(tmp_path, monkeypatch):
-    """Briefly SFT the quickstart model (~45% exact match), then GRPO on eight fixed prompts with an
-    exact-match reward: the mean reward of the last five steps beats that of the first five."""
+@pytest.fixture(scope="module")
+def sft_start(tmp_path_factory):
+    """The quickstart model briefly SFT-trained (~45% exact match), and eight of its prompts."""
     from axo.config import validate
     from axo.train.sft import train as sft
 
-    shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    common = {"sequence_len": 128, "seed": 0, "logging_steps": 1, "save_steps": 10_000}
-    warm = validate({"base_model": str(EXAMPLES / "tiny-llama"), "reinit_weights": True, **common,
+    folder = tmp_path_factory.mktemp("online")
+    warm = validate({"base_model": str(EXAMPLES / "tiny-llama"), "reinit_weights": True, **COMMON,
                      "datasets": [{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": "alpaca"}],
-                     "output_dir": str(tmp_path / "sft"), "micro_batch_size": 32, "max_steps": 900,
+                     "output_dir": str(folder / "sft"), "micro_batch_size": 32, "max_steps": 900,
                      "learning_rate": 3e-3, "warmup_steps": 30})
     sft(warm)
-    prompts = tmp_path / "eight.jsonl"
     rows = [line for line in (EXAMPLES / "data" / "sort_train.jsonl").read_text().splitlines() if '"Sort' in line]
-    prompts.write_text("\n".join(rows[:8]) + "\n")
-    cfg = validate({"base_model": str(tmp_path / "sft"), "rl": "grpo", **common,
-                    "trl": {"reward_funcs": ["sort_rewards.exact"], "num_generations": 8, "max_completion_length": 16,
-                            "temperature": 1.0, "beta": 0.0},
-                    "datasets": [{"path": str(prompts), "type": "sort_rewards.to_prompt"}],
-                    "output_dir": str(tmp_path / "grpo"), "micro_batch_size": 64, "max_steps": 20,
-                    "learning_rate": 5e-4})
+    (folder / "eight.jsonl").write_text("\n".join(rows[:8]) + "\n")
+    (folder / "eight-x8.jsonl").write_text("\n".join(rows[:8] * 8) + "\n")  # a batch: 8 prompts, 8 times
+    return folder
+
+
+COMMON = {"sequence_len": 128, "seed": 0, "logging_steps": 1, "save_steps": 10_000}
+
+
+def rewards_of_online_rl(sft_start, tmp_path, monkeypatch, method: str, reward_key: str, prompts: str = "eight",
+                         **keys) -> list[float]:
+    """`rl: method` from the SFT start on its prompts with the exact-match reward: the logged mean
+    reward of each step."""
+    from axo.config import validate
+
+    shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = validate({"base_model": str(sft_start / "sft"), "rl": method, **COMMON, **keys,
+                    "datasets": [{"path": str(sft_start / f"{prompts}.jsonl"), "type": "sort_rewards.to_prompt"}],
+                    "output_dir": str(tmp_path / method)})
     train(cfg)
-    rewards = [e["reward"] for e in read_log_history(cfg.train.output_dir) if "reward" in e]
-    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    # Seeded, so the same on one machine, but the CPU's float rounding moves it: 0.14 -> 0.22 on the
-    # 2026-12 CI machine, more elsewhere. Each mean is of 5 x 64 answers (standard error of the
-    # difference ~0.03), and the reward must also grow by a third.
-    assert last > first + 0.05 and last > 1.3 * first, rewards
+    return [e[reward_key] for e in read_log_history(cfg.train.output_dir) if reward_key in e]
+
+
+def raised(rewards: list[float], n: int = 5) -> bool:
+    """The mean of the last n steps beats that of the first n. Seeded, so the same on one machine, but
+    the CPU's float rounding moves it (GRPO: 0.14 -> 0.22 on the 2026-12 CI machine, more elsewhere);
+    each mean is of n x 64 answers (standard error of the difference ~0.03), and it must also grow
+    by a third."""
+    first, last = sum(rewards[:n]) / n, sum(rewards[-n:]) / n
+    return last > first + 0.05 and last > 1.3 * first
+
+
+SAMPLING = {"reward_funcs": ["sort_rewards.exact"], "max_completion_length": 16, "temperature": 1.0, "beta": 0.0}
+
+
+def test_grpo_raises_exact_match_reward_from_an_sft_start(sft_start, tmp_path, monkeypatch):
+    rewards = rewards_of_online_rl(sft_start, tmp_path, monkeypatch, "grpo", "reward", micro_batch_size=64,
+                                   max_steps=20, learning_rate=5e-4, trl={**SAMPLING, "num_generations": 8})
+    assert raised(rewards), rewards
+
+
+def test_rloo_raises_exact_match_reward_from_an_sft_start(sft_start, tmp_path, monkeypatch):
+    rewards = rewards_of_online_rl(sft_start, tmp_path, monkeypatch, "rloo", "reward", micro_batch_size=64,
+                                   max_steps=20, learning_rate=5e-4, trl={**SAMPLING, "num_generations": 8})
+    assert raised(rewards), rewards
+
+
+def test_online_dpo_raises_exact_match_reward_from_an_sft_start(sft_start, tmp_path, monkeypatch):
+    """Two sampled answers to each prompt, eight copies of each of the eight in a batch (as GRPO samples
+    eight), the exact answer chosen (DPO's beta 0.1: at 0 its loss is flat): the mean score of the
+    sampled answers rises (0.05 -> 0.16 on the 2026-12 CI machine)."""
+    rewards = rewards_of_online_rl(sft_start, tmp_path, monkeypatch, "online_dpo", "objective/scores", "eight-x8",
+                                   micro_batch_size=64, max_steps=20, learning_rate=5e-4,
+                                   trl={**SAMPLING, "beta": 0.1})
+    assert raised(rewards), rewards

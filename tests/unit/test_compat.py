@@ -75,14 +75,36 @@ def test_speed_only_keys_are_skipped_with_one_warning(caplog):
 
 
 def test_refused_keys_and_values_say_why():
-    msgs = problems(rl="gdpo", optimizer="dion", relora=True, plugins=["axolotl.integrations.kd.KDPlugin", "x.Y"],
-                    datasets=[{"path": "d.jsonl", "type": "alpaca_w_system"}])
+    msgs = problems(optimizer="dion", relora=True, plugins=["axolotl.integrations.grokfast.GrokfastPlugin", "x.Y"],
+                    kd_online_server_base_url="http://teacher:8000", datasets=[{"path": "d.jsonl", "type": "alpaca_w_system"}])
     joined = "\n".join(msgs)
-    assert "`rl: gdpo`: a training method axo does not have" in joined
     assert "`optimizer: dion`: Axolotl's `dion` optimizer is not in axo yet" in joined
     assert "`relora`: a training method axo does not have" in joined
-    assert "KDPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
+    assert "GrokfastPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
+    assert "`kd_online_server_base_url`: a teacher served by vLLM or SGLang is not in axo" in joined
     assert "`alpaca_w_system`: an older prompt format axo does not write" in joined
+
+
+def test_axolotl_kd_configs_load_as_axo_distillation():
+    cfg = validate({**BASE, "plugins": ["axolotl.integrations.kd.KDPlugin"], "kd_trainer": True, "kd_ce_alpha": 0.1,
+                    "kd_alpha": 0.9, "kd_temperature": 1.0, "datasets": [
+                        {"path": "d.jsonl", "type": "axolotl.integrations.kd.chat_template",
+                         "field_messages": "messages_combined", "logprobs_field": "llm_logprobs"}]})
+    assert cfg.method.name == "kd" and cfg.data.datasets[0].type == "chat_template"
+    assert cfg.data.datasets[0].logprobs_field == "llm_logprobs" and cfg.rl.kd_alpha == 0.9
+
+
+def test_distillation_needs_exactly_one_teacher():
+    sft = [{"path": "d.jsonl", "type": "alpaca"}]
+    assert "name the column with its log-probs here, or set `teacher_model" in "".join(
+        problems(kd_trainer=True, datasets=sft))
+    both = problems(kd_trainer=True, teacher_model="t", datasets=[{**sft[0], "logprobs_field": "lp"}])
+    assert "remove `logprobs_field` or `teacher_model`" in "".join(both)
+    assert "which is not set; remove it" in "".join(problems(datasets=[{**sft[0], "logprobs_field": "lp"}]))
+    assert "applies to a teacher run alongside" in "".join(
+        problems(kd_trainer=True, kd_online_topk=8, datasets=[{**sft[0], "logprobs_field": "lp"}]))
+    assert "does nothing with SFT" in "".join(problems(kd_alpha=0.5, datasets=sft))
+    assert "`rl: gkd` distils a teacher: set `teacher_model" in "".join(problems(rl="gkd", datasets=sft))
 
 
 def test_an_unknown_key_is_still_a_typo():

@@ -238,7 +238,7 @@ def test_preference_config_checks(tmp_path):
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  rollout_func: x\n"))
     assert msg.startswith("`trl.rollout_func` (line 7): a GRPO variant TRL 1.16 does not have")
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  num_generations: 4\n"))
-    assert "`trl.num_generations` (line 7): does nothing with `rl: dpo` (it is read by grpo, ebft)" in msg
+    assert "`trl.num_generations` (line 7): does nothing with `rl: dpo` (it is read by grpo, rloo, ebft)" in msg
     [msg] = problems(write(tmp_path, pairs + "rl: dpo\ntrl:\n  bta: 4\n"))
     assert "`trl.bta`" in msg and "unknown key" in msg
 

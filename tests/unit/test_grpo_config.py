@@ -1,6 +1,7 @@
 """GRPO's config: reward functions and transforms are imported and checked when the config loads
 (before any model), and the TRL mapping carries the rollout, loss and vLLM options."""
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 
 from axo.config import load
 from axo.errors import ConfigError
+import torch
+
 from axo.train.trl_args import to_grpo_config
 
 USER_CODE = Path(__file__).parents[1] / "fixtures" / "user_code"
@@ -133,3 +136,73 @@ def test_a_regex_lora_target_reaches_peft_as_one():
     assert validate({**base, "lora_target_modules": pattern}).lora.lora_target_modules == pattern
     assert validate({**base, "lora_target_modules": "self_attn.q_proj"}).lora.lora_target_modules == \
         ["self_attn.q_proj"]  # a name (peft matches it as a suffix), not a pattern
+
+
+def test_grpo_variants_are_grpo_with_their_option(caplog):
+    caplog.set_level(logging.INFO, logger="axo")
+    gdpo = load(write(GRPO.replace("grpo", "gdpo", 1).format(funcs="sort_rewards.exact")))
+    assert gdpo.method.name == "grpo" and gdpo.rl.trl.multi_objective_aggregation == "normalize_then_sum"
+    gspo = load(write(GRPO.replace("grpo", "gspo", 1).format(funcs="sort_rewards.exact")))
+    assert gspo.rl.trl.importance_sampling_level == "sequence" and gspo.rl.trl.reward_funcs == ["sort_rewards.exact"]
+    assert "`rl: gspo` (line 2): GRPO with one importance ratio per answer (GSPO)" in caplog.text
+    with pytest.raises(ConfigError) as err:
+        load(write(GRPO.replace("grpo", "gspo", 1).format(funcs="sort_rewards.exact") +
+                   "  importance_sampling_level: token\n"))
+    msg = str(err.value)
+    assert "`rl: gspo` (line 2) means `trl.importance_sampling_level: sequence`, but it is 'token'" in msg
+
+
+def hand_loss(logps, old, advantages, mask, loss_type, level, epsilon, max_completion_length):
+    """GRPO's loss written out from its papers' definitions, on per-token log-probs [B, T]."""
+    if level == "token":
+        ratio = (logps - old).exp()
+    else:  # GSPO: one ratio per answer, the geometric mean of its tokens' ratios
+        ratio = (((logps - old) * mask).sum(-1) / mask.sum(-1)).exp()[:, None].expand_as(logps)
+    a = advantages[:, None]
+    per_token = -torch.min(ratio * a, ratio.clamp(1 - epsilon, 1 + epsilon) * a)
+    if loss_type == "grpo":  # each answer's mean, then the mean over answers
+        return ((per_token * mask).sum(-1) / mask.sum(-1)).mean()
+    if loss_type in ("bnpo", "dapo"):  # the mean over every token of the batch (one process, one step)
+        return (per_token * mask).sum() / mask.sum()
+    if loss_type == "dr_grpo":  # a constant denominator: answers x the longest allowed answer
+        return (per_token * mask).sum() / (mask.shape[0] * max_completion_length)
+    raise ValueError(loss_type)
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+def test_each_grpo_loss_type_gives_its_documented_loss(loss_type, level, tiny_model, tmp_path):
+    """`trl.loss_type` and `trl.importance_sampling_level` reach TRL and change the loss of one fixed
+    batch exactly as the methods define it (ratios both inside and outside the clip range)."""
+    import torch.nn.functional as F
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    import sort_rewards
+
+    cfg = load(write(GRPO.format(funcs="sort_rewards.exact") + f"  loss_type: {loss_type}\n"
+                     f"  importance_sampling_level: {level}\n  max_completion_length: 6\n  num_generations: 2\n"
+                     f"  beta: 0.0\n  epsilon: 0.2\nmicro_batch_size: 4\noutput_dir: {tmp_path}\n"))
+    args = to_grpo_config(cfg, "fp32", has_eval=False)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.pad_token = tokenizer.eos_token
+    trainer = GRPOTrainer(model=model, reward_funcs=[sort_rewards.exact], args=args, processing_class=tokenizer,
+                          train_dataset=Dataset.from_list([{"prompt": "Sort 3 1 2", "answer": "1 2 3"}] * 4))
+    trainer.current_gradient_accumulation_steps = 1
+    torch.manual_seed(0)
+    prompt, completion = torch.randint(2, 300, (4, 3)), torch.randint(2, 300, (4, 6))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0], [1] * 2 + [0] * 4])
+    with torch.no_grad():
+        logits = model(torch.cat([prompt, completion], 1)).logits[:, 2:-1]
+        logps = F.log_softmax(logits, -1).gather(-1, completion[..., None])[..., 0]
+    old = logps - torch.linspace(-0.4, 0.4, 24).reshape(4, 6)  # ratios from e^-0.4 to e^0.4
+    advantages = torch.tensor([1.0, -0.5, 0.7, -1.2])
+    inputs = {"prompt_ids": prompt, "prompt_mask": torch.ones_like(prompt), "completion_ids": completion,
+              "completion_mask": mask, "advantages": advantages, "old_per_token_logps": old,
+              "num_items_in_batch": mask.sum()}
+    model.train()
+    loss = trainer._compute_loss(model, inputs)
+    expected = hand_loss(logps, old, advantages, mask.float(), loss_type, level, 0.2, 6)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)

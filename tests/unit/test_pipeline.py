@@ -40,14 +40,19 @@ ROWS = {
              {"messages": [{"role": "user", "content": "Sort 3 1 2"}], "answer": "1 2 3"},
              ({"messages": "Sort 3 1 2", "answer": "1 2 3"}, "messages"),
              {"messages": [{"role": "user", "content": LONG}], "answer": "9"}),
+    "kd": ({}, "alpaca", {"instruction": "Sort 3 1 2", "output": "1 2 3", "lp": [{"5": -0.1, "6": -2.0}]},
+           ({"instruction": "Sort 3 1 2", "output": "1 2 3", "lp": "oops"}, "lp"),
+           {"instruction": "Sort", "output": LONG, "lp": []}),
     "ebft": ({**CHAT, "trl": {"max_completion_length": 8}}, "chat_template",
              {"messages": [{"role": "user", "content": "Sort 3 1 2"}], "ground_truth": "1 2 3"},
              ({"messages": "Sort 3 1 2", "ground_truth": "1 2 3"}, "messages"),
              {"messages": [{"role": "user", "content": LONG}], "ground_truth": "9"}),
 }
+SAME_ROWS = {"rloo": "grpo", "online_dpo": "grpo", "gkd": "sft"}  # methods that read another's rows
 METHOD_KEYS = {"sft": {}, "dpo": {"rl": "dpo"}, "ipo": {"rl": "ipo"}, "orpo": {"rl": "orpo"},
                "simpo": {"rl": "simpo"}, "kto": {"rl": "kto"}, "grpo": {"rl": "grpo"},
-               "ebft": {"rl": "ebft"}, "reward": {"reward_model": True, "model_type": "AutoModelForSequenceClassification", "num_labels": 1},
+               "ebft": {"rl": "ebft"}, "rloo": {"rl": "rloo"}, "online_dpo": {"rl": "online_dpo"},
+               "kd": {"kd_trainer": True}, "gkd": {"rl": "gkd", "teacher_model": "teacher"}, "reward": {"reward_model": True, "model_type": "AutoModelForSequenceClassification", "num_labels": 1},
                "process_reward": {"process_reward_model": True}}
 
 
@@ -62,12 +67,13 @@ def test_every_method_is_covered():
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_data_keys_mean_the_same_for_every_method(method, make_config, tmp_path):
-    keys, ds_type, good, (bad, bad_field), long = ROWS.get(method, ROWS["pairs"])
+    keys, ds_type, good, (bad, bad_field), long = ROWS.get(method, ROWS[SAME_ROWS.get(method, "pairs")])
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in (good, good, bad, long)))
 
     def config(**more):
-        return make_config(**METHOD_KEYS[method], **keys, datasets=[{"path": str(path), "type": ds_type}],
+        entry = {"path": str(path), "type": ds_type, **({"logprobs_field": "lp"} if method == "kd" else {})}
+        return make_config(**METHOD_KEYS[method], **keys, datasets=[entry],
                            sequence_len=64, dataset_prepared_path=str(tmp_path / "cache"), **more)
 
     tokenizer = load_tokenizer(config())

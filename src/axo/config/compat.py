@@ -77,8 +77,8 @@ PLUGINS = {
     "axolotl.integrations.expert_parallel.ExpertParallelPlugin": "speed",
     "axolotl.integrations.spectrum.SpectrumPlugin": "refused",
     "axolotl.integrations.swanlab.SwanLabPlugin": "speed",
-    "axolotl.integrations.lm_eval.LMEvalPlugin": "refused",
-    "axolotl.integrations.kd.KDPlugin": "refused",
+    "axolotl.integrations.lm_eval.LMEvalPlugin": "implemented",
+    "axolotl.integrations.kd.KDPlugin": "implemented",
     "axolotl.integrations.grokfast.GrokfastPlugin": "refused",
     "axolotl.integrations.diffusion.DiffusionPlugin": "refused",
     "axolotl.integrations.llm_compressor.LLMCompressorPlugin": "refused",
@@ -192,10 +192,9 @@ TABLE: dict[str, Rule] = {
              "scaling_softmax", "scaling_softmax_factor", "use_onebitllms", "use_mora", "mora_type", "mora",
              "grokfast_alpha", "grokfast_lamb", "diffusion", "noise_schedule", "min_mask_ratio", "max_mask_ratio",
              "num_diffusion_steps", "eps", "importance_weighting", "mask_token_id", "mask_token_str"),
-    **_group("refused", "knowledge distillation is not in axo yet; without it the student would learn plain SFT",
-             "kd_trainer", "kd_ce_alpha", "kd_alpha", "kd_temperature", "kd_beta", "kd_normalize_topk",
-             "kd_online_server_base_url", "kd_online_topk", "kd_online_server", "kd_online_timeout",
-             "kd_temperature_min", "datasets.logprobs_field", "datasets.temperature"),
+    **_group("refused", "a teacher served by vLLM or SGLang is not in axo; `teacher_model: PATH` runs the teacher "
+             "in axo's processes (the same top-k distillation, `kd_online_topk`)", "kd_online_server_base_url",
+             "kd_online_server", "kd_online_timeout"),
     **_group("refused", "Spectrum (train only the highest-SNR layers) is not in axo; "
              "`unfrozen_parameters` freezes layers by name", "spectrum_top_fraction", "spectrum_model_name"),
     **_group("refused", "a learning-rate schedule axo does not have: it would train with another schedule. "
@@ -236,8 +235,8 @@ TABLE: dict[str, Rule] = {
                                     "`sample_packing: true`"),
     **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",
              "dpo_loss_weights", "dpo_norm_loss", "dpo_use_weighting", "rpo_alpha", "dpo_generate_during_eval"),
-    **_group("refused", "benchmark evaluation (lm-eval, bench sets) is not in axo yet (the results you asked for "
-             "would be missing)", "lm_eval_tasks", "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
+    **_group("refused", "Axolotl's MMLU-style bench sets during eval are not in axo (the scores you asked for "
+             "would be missing); `lm_eval_tasks` runs lm-evaluation-harness after training",
              "do_bench_eval", "bench_dataset", "bench_split"),
     **_group("refused", "generating samples during training is not in axo yet (the samples you asked for would be "
              "missing); `do_causal_lm_eval` generates and scores answers at each eval", "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
@@ -313,6 +312,13 @@ VALUES: dict[str, dict[str, tuple[Any, str]]] = {
                   "ao_adamw_4bit": ("adamw_torch_4bit", "torchao's 4-bit AdamW, as transformers names it")},
     "attn_implementation": {"xformers": ("sdpa", "sdpa computes the same memory-efficient attention")},
 }
+KD_TYPE = "axolotl.integrations.kd.chat_template"  # its dataset type (and .load_legacy)
+# `rl:` values that are GRPO with one option set: -> the `trl:` option, and what it does.
+RL_VARIANTS = {
+    "gdpo": ("multi_objective_aggregation", "normalize_then_sum",
+             "GRPO whose rewards are each normalized before they are summed"),
+    "gspo": ("importance_sampling_level", "sequence", "GRPO with one importance ratio per answer (GSPO)"),
+}
 # Axolotl's values axo refuses: another optimizer would learn differently.
 REFUSED_VALUES: dict[str, dict[str, str]] = {
     "optimizer": {name: f"Axolotl's `{name}` optimizer is not in axo yet; another optimizer would learn "
@@ -320,7 +326,6 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
                   for name in ("dion", "adopt_adamw", "came_pytorch", "optimi_adamw", "ao_adamw_fp8",
                                "adamc", "sinkgd", "polora", "flash_adamw", "flash_adam", "flash_sgd", "flash_sgdw",
                                "flash_lion", "q_galore_adamw8bit")},
-    "rl": {name: METHOD for name in ("gdpo", "gspo", "rloo", "online_dpo", "gkd")},
     "datasets.type": {name: "an older prompt format axo does not write; use `type: alpaca`, a user-defined "
                       "mapping under `type:`, or `type: chat_template`"
                       for name in ("alpaca_chat", "alpaca_w_system", "reflection", "explainchoice", "concisechoice",
@@ -401,6 +406,8 @@ def markdown() -> str:
         for value_key, choices in (VALUES if cls == "mapped" else {}).items():
             for value, (new, note) in choices.items():
                 by_note.setdefault(f"{note} (`{new}`)", []).append(f"{value_key}: {value}")
+        for variant, (key, value, note) in (RL_VARIANTS if cls == "mapped" else {}).items():
+            by_note.setdefault(f"{note} (`rl: grpo`, `trl.{key}: {value}`)", []).append(f"rl: {variant}")
         for value_key, refused in (REFUSED_VALUES if cls == "refused" else {}).items():
             for value, note in refused.items():
                 by_note.setdefault(note, []).append(f"{value_key}: {value}")

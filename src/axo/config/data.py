@@ -123,6 +123,12 @@ class DatasetConfig(Area):
     # stepwise_supervised (process reward models)
     step_separator: str = Field("\n", description="stepwise_supervised: text between steps; its last token is scored.")
     train_on_last_step_only: bool = Field(False, description="stepwise_supervised: score only the final step.")
+    # knowledge distillation (`kd_trainer: true`)
+    logprobs_field: str | None = Field(
+        None, description="KD: the column with the teacher's top-k log-probs of each token (vLLM's prompt_logprobs: "
+        "per token a {token_id: logprob} map, null where there is none; or Axolotl's lists), aligned with the row's "
+        "tokens from the end when shorter.")
+    temperature: float = Field(1.0, gt=0, description="KD: the temperature those log-probs were computed at.")
     # preference rows
     field_chosen: str = Field("chosen", description="chat_template.default: the column with the chosen answer.")
     field_rejected: str = Field("rejected", description="chat_template.default: the column with the rejected answer.")

@@ -169,8 +169,12 @@ def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:
 
 def _modern_entry(entry: dict, path: tuple, where: Where) -> dict:
     """An old dataset type whose conversion is exact, converted; the modern spelling shown once."""
-    from axo.config.compat import sharegpt_entry
+    from axo.config.compat import KD_TYPE, sharegpt_entry
 
+    if str(entry.get("type", "")).startswith(KD_TYPE):  # Axolotl's KD rows: chat_template rows with log-probs
+        log.info("`%s.type: %s`%s (Axolotl's KD plugin) reads as `type: chat_template` with `logprobs_field`",
+                 dotted(path), entry["type"], _at(path + ("type",), where))
+        return {**entry, "type": "chat_template", "logprobs_field": entry.get("logprobs_field") or "logprobs"}
     converted = sharegpt_entry(entry)
     if converted is None:
         return entry
@@ -182,7 +186,7 @@ def _modern_entry(entry: dict, path: tuple, where: Where) -> dict:
 
 def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
     """Axolotl's values that axo spells another way, or refuses."""
-    from axo.config.compat import REFUSED_VALUES, VALUES, deepspeed_preset
+    from axo.config.compat import REFUSED_VALUES, RL_VARIANTS, VALUES, deepspeed_preset
 
     for key, value in list(out.items()):
         if not isinstance(value, str):
@@ -194,6 +198,15 @@ def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
         elif value in REFUSED_VALUES.get(key, {}):
             problems.append(f"`{key}: {value}`{at}: {REFUSED_VALUES[key][value]}")
             del out[key]
+    if out.get("rl") in RL_VARIANTS:
+        variant = out["rl"]
+        key, value, note = RL_VARIANTS[variant]
+        trl = dict(out.get("trl") or {})
+        if trl.get(key, value) != value:
+            problems.append(f"`rl: {variant}`{_at(('rl',), where)} means `trl.{key}: {value}`, but it is "
+                            f"{trl[key]!r}; keep one (or `rl: grpo`)")
+        out.update(rl="grpo", trl={**trl, key: value})
+        log.info("`rl: %s`%s: %s, `rl: grpo` with `trl.%s: %s`", variant, _at(("rl",), where), note, key, value)
     if out.get("cosine_constant_lr_ratio") == 0:  # Axolotl reads 0 as unset: plain cosine to the floor
         log.info("`cosine_constant_lr_ratio: 0`%s (Axolotl): unset, as Axolotl reads it",
                  _at(("cosine_constant_lr_ratio",), where))

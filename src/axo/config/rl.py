@@ -8,6 +8,7 @@ from axo.config.base import Area
 from axo.methods import METHOD_OPTIONS, METHODS, RL_VALUES, method_name, training_name
 
 RLMethod = Literal[RL_VALUES]
+REWARDED = ("grpo", "rloo", "online_dpo")  # methods that sample answers and score them with reward functions
 
 
 class TRLOptions(Area):
@@ -60,6 +61,16 @@ class TRLOptions(Area):
     vllm_importance_sampling_cap: float | None = Field(None, gt=0, description="GRPO: cap of that correction.")
     vllm_importance_sampling_clip_min: float | None = Field(None, description="GRPO: lower clip of that correction.")
     vllm_importance_sampling_clip_max: float | None = Field(None, description="GRPO: upper clip of that correction.")
+    # RLOO and Online DPO
+    normalize_advantages: bool | None = Field(None, description="RLOO: scale advantages to unit variance.")
+    reward_clip_range: tuple[float, float] | None = Field(None, description="RLOO: clip rewards to [low, high].")
+    missing_eos_penalty: float | None = Field(
+        None, description="Online DPO: subtracted from the reward of a completion that never ends (no EOS).")
+    # GKD
+    lmbda: float | None = Field(None, ge=0, le=1, description="GKD: share of steps trained on the student's own "
+                                "sampled answers (on-policy) rather than the dataset's.")
+    seq_kd: bool | None = Field(None, description="GKD: on the other steps, train on the teacher's sampled answers "
+                                "(sequence-level KD) instead of the dataset's.")
 
     def check(self):
         if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs or []):
@@ -167,12 +178,38 @@ class RLConfig(Area):
         None, ge=0, description="Reward models: weight of the penalty on the mean reward, which keeps rewards "
         "centred on 0 (TRL's RewardConfig).")
     reward_model: bool = Field(False, description="Train a reward model (a sequence classifier on chosen/rejected pairs).")
+    # Knowledge distillation (Axolotl's KD plugin keys) and the teacher of `rl: gkd`
+    kd_trainer: bool = Field(
+        False, description="Knowledge distillation: SFT rows, the loss pulls the student's next-token "
+        "distribution toward a teacher's, from top-k log-probs in the rows (`datasets[].logprobs_field`) or "
+        "from `teacher_model` run alongside.")
+    teacher_model: str | None = Field(
+        None, description="KD and `rl: gkd`: the teacher, a local folder or hub id with the student's tokenizer; "
+        "axo loads it frozen next to the student.")
+    kd_alpha: float | None = Field(None, ge=0, description="KD: weight of the distillation loss (default 1).")
+    kd_ce_alpha: float | None = Field(
+        None, ge=0, description="KD: weight of the cross-entropy on the row's own tokens (default 0).")
+    kd_temperature: float | None = Field(
+        None, gt=0, description="KD: softmax temperature of both distributions (default 1); the divergence is "
+        "scaled by its square so gradients keep their size.")
+    kd_beta: float | None = Field(
+        None, ge=0, le=1, description="KD: 0 forward KL(teacher || student) (default), 1 reverse KL, between: "
+        "the generalized Jensen-Shannon divergence with this weight.")
+    kd_normalize_topk: bool | None = Field(
+        None, description="KD: renormalize the student's probabilities over the teacher's top-k tokens (and an "
+        "online teacher's, which are otherwise its full-vocabulary probabilities).")
+    kd_online_topk: int | None = Field(
+        None, gt=0, description="KD with `teacher_model`: tokens per position the student is compared on "
+        "(default: the whole vocabulary, exact distillation).")
+    kd_temperature_min: float | None = Field(
+        None, gt=0, description="KD with `teacher_model`: the teacher's temperature decays from kd_temperature to "
+        "this along a cosine over training.")
     process_reward_model: bool = Field(
         False, description="Train a process reward model (a token classifier scoring each reasoning step)."
     )
 
     def check(self):
-        chosen = [k for k in ("rl", "reward_model", "process_reward_model") if getattr(self, k)]
+        chosen = [k for k in ("rl", "reward_model", "process_reward_model", "kd_trainer") if getattr(self, k)]
         if len(chosen) > 1:
             yield (chosen[-1],), f"{', '.join(f'`{k}`' for k in chosen)} are different trainings; set one"
             return
@@ -182,8 +219,13 @@ class RLConfig(Area):
                 users = [m.name for m in METHODS.values() if key in m.options]
                 yield tuple(key.split(".")), (f"does nothing with {training_name(method)} (it is read by "
                                               f"{', '.join(users)}); remove it or change the training")
-        if method.name == "grpo" and not (self.trl and self.trl.reward_funcs):
-            yield ("rl",), "`rl: grpo` needs reward functions: set `trl.reward_funcs: [my_rewards.correct]`"
+        if method.name in REWARDED and not (self.trl and self.trl.reward_funcs):
+            yield ("rl",), (f"`rl: {method.name}` needs reward functions: set "
+                            "`trl.reward_funcs: [my_rewards.correct]`")
+        if method.name == "gkd" and not self.teacher_model:
+            yield ("teacher_model",), "`rl: gkd` distils a teacher: set `teacher_model: path/to/teacher`"
+        if self.kd_temperature_min and self.kd_temperature_min > (self.kd_temperature or 1.0):
+            yield ("kd_temperature_min",), f"decays from kd_temperature ({self.kd_temperature or 1.0}); set it lower"
 
     def _value(self, key: str):
         area, _, name = key.rpartition(".")

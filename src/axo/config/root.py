@@ -200,6 +200,28 @@ def _streams_need_max_steps(data: DataConfig, train: TrainingConfig) -> Iterator
         yield ("pretraining_dataset",), "a streamed dataset has no known length: set `max_steps`"
 
 
+def _distillation_has_one_teacher(rl: RLConfig, data: DataConfig) -> Iterator[Problem]:
+    entries = [(k, i, ds) for k in ("datasets", "test_datasets") for i, ds in enumerate(getattr(data, k) or [])]
+    offline = [(k, i) for k, i, ds in entries if ds.logprobs_field]
+    for k, i, ds in entries:
+        for key in ("logprobs_field", "temperature"):
+            if getattr(ds, key) != type(ds).model_fields[key].default and not rl.kd_trainer:
+                yield (k, i, key), "holds a teacher's log-probs for `kd_trainer: true`, which is not set; remove it"
+    if not rl.kd_trainer:
+        return
+    if rl.teacher_model and offline:
+        yield (*offline[0], "logprobs_field"), ("the teacher is `teacher_model`, which computes the log-probs "
+                                                "itself; remove `logprobs_field` or `teacher_model`")
+    elif not rl.teacher_model and len(offline) < len(entries):
+        missing = next((k, i) for k, i, ds in entries if not ds.logprobs_field)
+        yield (*missing, "logprobs_field"), ("`kd_trainer: true` distils a teacher: name the column with its "
+                                             "log-probs here, or set `teacher_model: path/to/teacher` to run it "
+                                             "alongside")
+    for key in ("kd_online_topk", "kd_temperature_min"):
+        if getattr(rl, key) and not rl.teacher_model:
+            yield (key,), "applies to a teacher run alongside (`teacher_model`); the rows' log-probs are fixed"
+
+
 def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
     from axo.config.user_code import check_user_code
 
@@ -208,7 +230,8 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
 
 RULES = [_eval_needs_data, _generation_eval_needs_sft, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
          _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _length_grouping_needs_plain_rows,
-         _qat_on_whole_layers, _lisa_needs_whole_layers, _muon_needs_whole_matrices, _streams_need_max_steps, _user_code]
+         _qat_on_whole_layers, _lisa_needs_whole_layers, _muon_needs_whole_matrices, _streams_need_max_steps,
+         _distillation_has_one_teacher, _user_code]
 
 
 def cross_area_problems(areas: dict[str, Area]) -> list[Problem]:

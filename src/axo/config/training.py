@@ -70,6 +70,14 @@ class TrainingConfig(Area):
     early_stopping_patience: int | None = Field(
         None, gt=0, description="Stop after this many evaluations without improvement of metric_for_best_model "
         "(default: eval_loss).")
+    lm_eval_tasks: list[str] = Field(
+        [], description="lm-evaluation-harness tasks scored after training (`axo lm-eval`): task names, or paths "
+        "of task YAML files (a local task, e.g. examples/lm_eval/sort_digits.yaml).")
+    lm_eval_batch_size: int | None = Field(8, gt=0, description="lm-eval: rows per forward pass.")
+    lm_eval_post_train: bool = Field(
+        True, description="Score `lm_eval_tasks` when training ends (else only with `axo lm-eval`).")
+    lm_eval_model: str | None = Field(
+        None, description="lm-eval: the model to score (default: the trained one in output_dir).")
     do_causal_lm_eval: bool = Field(
         False, description="At each eval, greedy-generate the first answer of every eval row and score it against "
         "the row's own answer (eval_causal_lm_metrics); logged like eval_loss.")

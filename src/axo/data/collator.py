@@ -25,7 +25,7 @@ class Collator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         if self.flatten and "position_ids" in rows[0]:
-            rows = [{key: [v for row in rows for v in row[key]] for key in ("input_ids", "labels", "position_ids")}]
+            rows = [{key: [v for row in rows for v in row[key]] for key in rows[0]}]
         width = max(max(len(r["input_ids"]) for r in rows), self.pad_to or 0)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -33,14 +33,52 @@ class Collator:
             n = len(row["input_ids"])
             input_ids[i, :n] = torch.as_tensor(row["input_ids"])
             labels[i, :n] = torch.as_tensor(row["labels"])
+        batch = {"input_ids": input_ids, "labels": labels, **_teacher(rows, width)}
         if "position_ids" not in rows[0]:
             lengths = torch.tensor([len(r["input_ids"]) for r in rows])
-            attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
-            return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+            return {**batch, "attention_mask": (torch.arange(width)[None, :] < lengths[:, None]).long()}
         positions = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
             n = len(row["position_ids"])
             positions[i, :n] = torch.as_tensor(row["position_ids"])
             positions[i, n:] = torch.arange(width - n)  # padding forms a row of its own
         labels[positions == 0] = IGNORE
-        return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
+        return {**batch, "position_ids": positions}
+
+
+def _teacher(rows: list[dict], width: int) -> dict[str, torch.Tensor]:
+    """KD rows: the teacher's top-k candidates per token, [rows, width, k], padded with score -inf."""
+    if "teacher_ids" not in rows[0]:
+        return {}
+    k = max(len(entry) for row in rows for entry in row["teacher_ids"])
+    ids = torch.zeros((len(rows), width, k), dtype=torch.long)
+    scores = torch.full((len(rows), width, k), float("-inf"))
+    for i, row in enumerate(rows):
+        widths = {len(entry) for entry in row["teacher_ids"]}
+        if len(widths) == 1:
+            n, row_k = len(row["teacher_ids"]), widths.pop()
+            ids[i, :n, :row_k] = torch.as_tensor(row["teacher_ids"])
+            scores[i, :n, :row_k] = torch.as_tensor(row["teacher_scores"], dtype=torch.float)
+            continue
+        for t, (entry_ids, entry_scores) in enumerate(zip(row["teacher_ids"], row["teacher_scores"])):
+            ids[i, t, :len(entry_ids)] = torch.as_tensor(entry_ids)  # the rows of a pack differ in k
+            scores[i, t, :len(entry_scores)] = torch.as_tensor(entry_scores, dtype=torch.float)
+    return {"teacher_ids": ids, "teacher_scores": scores}
+
+
+class OnPolicyCollator(Collator):
+    """SFT rows for GKD (TRL's GKDTrainer): the batch, plus each row's prompt (its tokens before the
+    first trained one) padded on the left, from which the student samples its own answers."""
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        batch = super().__call__(rows)
+        prompts = [row["input_ids"][:next((i for i, t in enumerate(row["labels"]) if t != IGNORE), 0)]
+                   for row in rows]
+        width = max(1, max(len(p) for p in prompts))
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            if prompt:
+                ids[i, width - len(prompt):] = torch.as_tensor(prompt)
+                mask[i, width - len(prompt):] = 1
+        return {**batch, "prompts": ids, "prompt_attention_mask": mask}

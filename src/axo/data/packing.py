@@ -87,11 +87,10 @@ class PackedRows:
 
     def __getitem__(self, i: int) -> dict:
         part = self.rows[self.bins[i].tolist()]
-        return {
-            "input_ids": [t for ids in part["input_ids"] for t in ids],
-            "labels": [t for labels in part["labels"] for t in labels],
-            "position_ids": [p for ids in part["input_ids"] for p in range(len(ids))],
-        }
+        # per-token columns joined like the tokens (KD rows carry the teacher's candidates per token)
+        joined = [c for c in ("input_ids", "labels", "teacher_ids", "teacher_scores") if c in part]
+        return {**{c: [v for row in part[c] for v in row] for c in joined},
+                "position_ids": [p for ids in part["input_ids"] for p in range(len(ids))]}
 
     @property
     def efficiency(self) -> float:

@@ -1,6 +1,7 @@
-"""GRPO with the user's reward functions, through TRL's GRPOTrainer: the recipe, top to bottom.
-EBFT is the same recipe with the feature-matching reward (train/ebft.py). Generation uses the
-training model unless `trl.use_vllm` is set, so it runs on a CPU."""
+"""Online RL with the user's reward functions through TRL: GRPO, RLOO and Online DPO (the trainer and
+config mapping the method table names), the recipe, top to bottom. EBFT is GRPO with the
+feature-matching reward (train/ebft.py). Generation uses the training model unless `trl.use_vllm`
+is set, so it runs on a CPU."""
 
 import logging
 
@@ -10,8 +11,6 @@ log = logging.getLogger("axo")
 
 
 def train(cfg: Config, callbacks: list | None = None) -> dict:
-    from trl import GRPOTrainer
-
     from axo.config.user_code import resolve
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
@@ -20,7 +19,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.train.checkpoints import disk_full_reported
     from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
     from axo.train.setup import engine_ready, prepare_trainer, start_run
-    from axo.train.trl_args import to_grpo_config
+    from axo.errors import AxoError
 
     # Preflight: hardware, and the reward functions (already import-checked when the config loaded)
     run = start_run(cfg)
@@ -32,7 +31,15 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     data = prepare(cfg, text.tokenizer, text.chat)
     text.tokenizer.padding_side = "left"  # generation continues the prompt
     # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
-    args = engine_ready(to_grpo_config(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32))
+    try:
+        args = cfg.method.load("mapping")(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32)
+    except ValueError as err:  # TRL's own checks of how sampling fills the batches
+        raise AxoError(f"TRL refuses these `rl: {cfg.method.name}` settings: {err} (TRL's names: "
+                       "per_device_train_batch_size is `micro_batch_size`, steps_per_generation defaults to "
+                       "`gradient_accumulation_steps`, and every process samples its share). Fix: make "
+                       "micro_batch_size x gradient_accumulation_steps x processes a multiple of "
+                       "`trl.num_generations`.") from None
+    args = engine_ready(args)
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
     if ebft:  # its reward reads the starting model, so it exists once the model does
         from axo.train.ebft import FeatureMatching
@@ -40,7 +47,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         reward_funcs = FeatureMatching(model, text.tokenizer, cfg.rl.ebft_options, cfg.data.sequence_len,
                                        args.chat_template_kwargs).reward_funcs
 
-    trainer = GRPOTrainer(
+    trainer = cfg.method.load("trainer")(
         model=model,
         reward_funcs=reward_funcs,
         args=args,

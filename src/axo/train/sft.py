@@ -1,4 +1,5 @@
-"""Supervised fine-tuning, full or with an adapter: the recipe, top to bottom."""
+"""Supervised fine-tuning, full or with an adapter, and knowledge distillation (SFT rows, the teacher's
+loss: train/distill.py): the recipe, top to bottom."""
 
 import logging
 
@@ -10,8 +11,6 @@ log = logging.getLogger("axo")
 def train(cfg: Config, callbacks: list | None = None) -> dict:
     """Run SFT as `cfg` says; `callbacks` are extra transformers TrainerCallbacks (for tools and
     benchmarks that embed axo)."""
-    from transformers import Trainer
-
     from axo.data.batches import trainer_inputs
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
@@ -35,7 +34,14 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
                                          rows_per_sequence=inputs.rows_per_sequence))
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
 
-    trainer = Trainer(
+    extra = {}
+    if cfg.method.name == "kd":  # the teacher: log-probs in the rows, or a model run alongside
+        from axo.train.distill import Distillation, load_teacher
+
+        teacher = load_teacher(cfg, run.precision, text.tokenizer) if cfg.rl.teacher_model else None
+        extra["distillation"] = Distillation.of(cfg, teacher)
+
+    trainer = cfg.method.load("trainer")(
         model=model,
         args=args,
         train_dataset=inputs.train,
@@ -44,6 +50,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         processing_class=text.processing_class,
         optimizers=(custom_optimizer(model, cfg), None),
         callbacks=callbacks,
+        **extra,
     )
     prepare_trainer(trainer, cfg, run)
     if cfg.train.do_causal_lm_eval:

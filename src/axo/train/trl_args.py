@@ -90,3 +90,49 @@ def to_grpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None)
         **{key: getattr(o, key) for key in GRPO_PASSTHROUGH if key != "chat_template_kwargs"},
         # the top-level variables (the ones SFT and preference rows get), unless trl: names its own
         **{"chat_template_kwargs": o.chat_template_kwargs or cfg.data.chat_template_kwargs}))
+
+
+def to_gkd_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl.experimental.gkd import GKDConfig
+
+    from axo.config.rl import TRLOptions
+
+    o = cfg.rl.trl or TRLOptions()
+    # the rows arrive tokenized (input_ids, labels), batched by axo's collator
+    return GKDConfig(**_common(cfg, precision, has_eval, tf32), dataset_kwargs={"skip_prepare_dataset": True},
+                     **_set(beta=o.beta, temperature=o.temperature, lmbda=o.lmbda, seq_kd=o.seq_kd,
+                            max_new_tokens=o.max_completion_length))
+
+
+# `trl:` keys that are not TRL config fields of the same name (handled by the mapping functions)
+NOT_PASSED = ("reward_funcs", "use_vllm", "beta", "chat_template_kwargs", "max_completion_length")
+
+
+def _trl_passthrough(cfg: Config) -> dict:
+    """The `trl:` options the method reads (axo.methods) that the user set, under their own names."""
+    o = cfg.rl.trl
+    names = [k.removeprefix("trl.") for k in cfg.method.options if k.startswith("trl.")]
+    return _set(**{name: getattr(o, name) for name in names if name not in NOT_PASSED}) if o else {}
+
+
+def _beta(cfg: Config) -> float | None:
+    o = cfg.rl.trl
+    return o.beta if o and o.beta is not None else cfg.rl.rl_beta
+
+
+def to_rloo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl import RLOOConfig
+
+    o = cfg.rl.trl
+    return RLOOConfig(**training_kwargs(cfg, precision, has_eval, tf32), use_vllm=o.use_vllm, **_trl_passthrough(cfg),
+                      **_set(beta=_beta(cfg), max_completion_length=o.max_completion_length,
+                             chat_template_kwargs=o.chat_template_kwargs or cfg.data.chat_template_kwargs))
+
+
+def to_online_dpo_config(cfg: Config, precision: Precision, has_eval: bool, tf32=None):
+    from trl.experimental.online_dpo import OnlineDPOConfig
+
+    o = cfg.rl.trl
+    return OnlineDPOConfig(**training_kwargs(cfg, precision, has_eval, tf32), use_vllm=o.use_vllm,
+                           max_length=cfg.data.sequence_len, **_trl_passthrough(cfg),
+                           **_set(beta=_beta(cfg), max_new_tokens=o.max_completion_length))
