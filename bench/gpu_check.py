@@ -268,6 +268,34 @@ def plan_predicts_peak_memory():
 
 
 @check
+def distillation_loss_in_bf16():
+    """KD's loss (axo.train.distill) on CUDA: a bf16 student against a bf16 teacher run alongside,
+    on its whole vocabulary and on its top 16 tokens, within 2% of the same models in fp32."""
+    if not CUDA:
+        raise Skip("bf16 math on a CPU runs 10-45x slower; tests/unit/test_distill.py checks the loss there")
+    from transformers import TrainingArguments
+
+    from axo.train.distill import Distillation, KDTrainer
+
+    batch = {k: torch.tensor([v]).to(DEVICE) for k, v in rows([512])[0].items()}
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    out = []
+    for topk in (None, 16):
+        losses = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            student, _ = tiny_llama(dtype=dtype)
+            teacher, _ = tiny_llama(layers=2, dtype=dtype)
+            args = TrainingArguments("/tmp/kd-check", report_to=[], bf16=dtype == torch.bfloat16)
+            trainer = KDTrainer(model=student, args=args, distillation=Distillation(
+                ce_alpha=0.1, online_topk=topk, teacher=teacher.eval()))
+            losses[dtype] = trainer.compute_loss(student, dict(batch)).item()
+        gap = abs(losses[torch.bfloat16] - losses[torch.float32]) / losses[torch.float32]
+        assert gap < 0.02, (topk, losses)
+        out.append(f"top-{topk or 'all'}: relative gap {gap:.4f}")
+    return "; ".join(out)
+
+
+@check
 def liger_equals_plain():
     """Liger's kernels (RoPE, RMSNorm, SwiGLU), applied the way axo's runs apply them (transformers'
     apply_liger_kernel with the liger_kernel_config that Axolotl's liger_* keys build), give the loss

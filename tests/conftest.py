@@ -79,6 +79,26 @@ def make_config(tmp_path, tiny_model, alpaca_file):
     return build
 
 
+@pytest.fixture(scope="session")
+def sft_start(tmp_path_factory):
+    """The quickstart model briefly SFT-trained (`sft/`, ~45% greedy exact match; tests of online RL and
+    benchmarks start from it), and eight of its prompts (`eight.jsonl`, and eight times each)."""
+    from axo.config import validate
+    from axo.train.sft import train as sft
+
+    folder = tmp_path_factory.mktemp("online")
+    warm = validate({"base_model": str(EXAMPLES / "tiny-llama"), "reinit_weights": True, "sequence_len": 128,
+                     "seed": 0, "logging_steps": 1, "save_steps": 10_000,
+                     "datasets": [{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": "alpaca"}],
+                     "output_dir": str(folder / "sft"), "micro_batch_size": 32, "max_steps": 900,
+                     "learning_rate": 3e-3, "warmup_steps": 30})
+    sft(warm)
+    rows = [line for line in (EXAMPLES / "data" / "sort_train.jsonl").read_text().splitlines() if '"Sort' in line]
+    (folder / "eight.jsonl").write_text("\n".join(rows[:8]) + "\n")
+    (folder / "eight-x8.jsonl").write_text("\n".join(rows[:8] * 8) + "\n")  # a batch: 8 prompts, 8 times
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def forget_config_folders():
     """Each test starts as a fresh process would: no earlier test's config folder holds user code."""

@@ -205,6 +205,29 @@ def evaluate(
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
+@app.command("lm-eval", context_settings=OVERRIDES)
+def lm_eval(
+    ctx: typer.Context,
+    config: str = CONFIG,
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated harness tasks or task YAML files "
+                                        "(default: lm_eval_tasks)."),
+    model: Optional[str] = typer.Option(None, help="Model or adapter folder (default: lm_eval_model, else "
+                                        "output_dir)."),
+    limit: Optional[int] = typer.Option(None, help="Score only the first N rows of each task."),
+):
+    """Benchmark scores of the trained model (lm-evaluation-harness), printed as a table and written
+    to output_dir's run_summary.json and run report."""
+    from axo.infer.benchmark import benchmark, record, table
+
+    cfg = _load(config, ctx)
+    scores = benchmark(cfg, tasks.split(",") if tasks else None, model, limit)
+    typer.echo(table(scores))
+    from axo.model.loader import trained_model_dir
+
+    if model is None and cfg.train.lm_eval_model is None and trained_model_dir(cfg):  # scores of this run's model
+        record(cfg.train.output_dir, scores)
+
+
 @app.command("vllm-serve", context_settings=OVERRIDES)
 def vllm_serve(ctx: typer.Context, config: str = CONFIG):
     """Serve the config's model with vLLM for GRPO's `vllm_mode: server` (GPU; wraps `trl vllm-serve`)."""

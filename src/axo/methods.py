@@ -116,7 +116,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "axo.train.trl_args:to_grpo_config", "axo.data.prompts:PromptRows", ("ebft", *SAMPLING_OPTIONS),
            truncates=False),
 )}
-# The methods chosen by `rl: <name>` (the others by reward_model / process_reward_model, or none).
+# The methods chosen by `rl: <name>` (the others by reward_model, process_reward_model, kd_trainer, or none).
 RL_VALUES = tuple(name for name in METHODS if name not in ("sft", "reward", "process_reward", "kd"))
 # Keys some method reads; set for any other method they are config errors.
 METHOD_OPTIONS = tuple(dict.fromkeys(key for m in METHODS.values() for key in m.options))

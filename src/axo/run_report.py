@@ -76,6 +76,8 @@ def render(runs: list[Run]) -> str:
 
     title = runs[0].name if len(runs) == 1 else " vs ".join(r.name for r in runs)
     parts = [_header(runs), _section("Curves", _curves(runs))]
+    if any(run.summary.get("lm_eval") for run in runs):
+        parts.append(_section("Benchmarks (lm-eval)", _benchmarks(runs)))
     if len(runs) > 1:
         parts.append(_section("Config differences", _config_diff(runs)))
     for run in runs:
@@ -253,6 +255,12 @@ def _token_row(row: dict) -> str:
     return (f"<p>Row {row['index'] + 1}: {row['trained']} of {len(row['tokens'])} tokens trained "
             f"(<span class='trained'>trained</span>, <span class='masked'>masked</span>)</p>"
             f"<div class='tokens'>{spans}</div>")
+
+
+def _benchmarks(runs: list[Run]) -> str:
+    rows = [[run.name, task, metric, value] for run in runs
+            for task, metrics in run.summary.get("lm_eval", {}).items() for metric, value in metrics.items()]
+    return _table(rows, ["run", "task", "metric", "score"])
 
 
 def _generations(run: Run) -> str:

@@ -30,24 +30,6 @@ def test_grpo_runs_and_logs_the_reward(make_config, tmp_path, monkeypatch):
     assert "sort_rewards" in sys.modules
 
 
-@pytest.fixture(scope="module")
-def sft_start(tmp_path_factory):
-    """The quickstart model briefly SFT-trained (~45% exact match), and eight of its prompts."""
-    from axo.config import validate
-    from axo.train.sft import train as sft
-
-    folder = tmp_path_factory.mktemp("online")
-    warm = validate({"base_model": str(EXAMPLES / "tiny-llama"), "reinit_weights": True, **COMMON,
-                     "datasets": [{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": "alpaca"}],
-                     "output_dir": str(folder / "sft"), "micro_batch_size": 32, "max_steps": 900,
-                     "learning_rate": 3e-3, "warmup_steps": 30})
-    sft(warm)
-    rows = [line for line in (EXAMPLES / "data" / "sort_train.jsonl").read_text().splitlines() if '"Sort' in line]
-    (folder / "eight.jsonl").write_text("\n".join(rows[:8]) + "\n")
-    (folder / "eight-x8.jsonl").write_text("\n".join(rows[:8] * 8) + "\n")  # a batch: 8 prompts, 8 times
-    return folder
-
-
 COMMON = {"sequence_len": 128, "seed": 0, "logging_steps": 1, "save_steps": 10_000}
 
 

@@ -253,3 +253,15 @@ def test_a_preference_pair_runs_two_answers(make_config):
     pair, single = estimate(dpo, setup_of(dpo, bf16_device=False)), estimate(lora, setup_of(lora, bf16_device=False))
     assert pair.tokens_per_step == 2 * single.tokens_per_step == 2 * estimate(sft, setup_of(sft, False)).tokens_per_step
     assert pair.activations == pytest.approx(2 * single.activations, rel=0.02)
+
+
+def test_a_distillation_teacher_is_counted_whole(make_config, tiny_model):
+    """KD and GKD hold the frozen teacher on every device: its fp32 weights and a micro-batch of its
+    logits and log-probs (fp32), on top of SFT's figures."""
+    sft = make_config(micro_batch_size=4)
+    kd = make_config(micro_batch_size=4, kd_trainer=True, teacher_model=str(tiny_model))
+    plain, distilled = estimate(sft, setup_of(sft, bf16_device=False)), estimate(kd, setup_of(kd, bf16_device=False))
+    params = sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(tiny_model).parameters())
+    assert distilled.teacher == 4 * params + 2 * 4 * 4 * 128 * 373
+    assert plain.teacher == 0
+    assert distilled.peak() == pytest.approx(plain.peak() + distilled.teacher)

@@ -14,17 +14,20 @@ REWARDED = ("grpo", "rloo", "online_dpo")  # methods that sample answers and sco
 class TRLOptions(Area):
     """The `trl:` block."""
 
-    beta: float | None = Field(None, ge=0, description="Strength of the preference loss, or GRPO's KL weight.")
-    max_completion_length: int | None = Field(None, gt=0, description="Longest completion (ORPO, SimPO, GRPO).")
+    beta: float | None = Field(None, ge=0, description="Strength of the preference loss, GRPO's KL weight, or the divergence of "
+                                "GKD (0 forward KL, 1 reverse KL, between: generalized JSD).")
+    max_completion_length: int | None = Field(None, gt=0, description="Longest completion (ORPO, SimPO, GRPO, RLOO, Online "
+                                                 "DPO, GKD).")
     # GRPO
     reward_funcs: list[str] | None = Field(
-        None, description="GRPO: dotted paths to reward functions, f(prompts, completions, **columns) -> list[float], "
+        None, description="GRPO, RLOO, Online DPO: dotted paths to reward functions, f(prompts, completions, **columns) -> list[float], "
         "in a module next to the config or installed.")
     reward_weights: list[float] | None = Field(None, description="GRPO: weight of each reward function.")
     num_generations: int | None = Field(None, ge=2, description="GRPO: completions sampled per prompt.")
-    temperature: float | None = Field(None, gt=0, description="GRPO: sampling temperature.")
+    temperature: float | None = Field(None, gt=0, description="Sampling temperature (GRPO, RLOO, Online DPO, GKD).")
     epsilon: float | None = Field(None, gt=0, description="GRPO: clipping range of the policy ratio.")
-    loss_type: str | None = Field(None, description="GRPO: grpo, dr_grpo, dapo, bnpo... as TRL offers them.")
+    loss_type: str | None = Field(None, description="GRPO: grpo, dr_grpo, dapo, bnpo... as TRL offers them; "
+                                     "Online DPO: sigmoid or ipo.")
     scale_rewards: bool | Literal["group", "batch", "none"] | None = Field(None, description="GRPO: reward scaling.")
     mask_truncated_completions: bool | None = Field(None, description="GRPO: no loss on cut-off completions.")
     log_completions: bool | None = Field(None, description="GRPO: log sampled completions.")

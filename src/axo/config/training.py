@@ -1,5 +1,6 @@
 """How the model is trained: batches, schedule, optimizer, checkpoints."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -170,6 +171,10 @@ class TrainingConfig(Area):
             yield ("eval_causal_lm_metrics",), ("`comet` scores with a neural model that would be downloaded during "
                                                 "training; axo downloads nothing mid-run. Remove it (sacrebleu, chrf, "
                                                 "ter, exact_match, perplexity remain)")
+        for i, task in enumerate(self.lm_eval_tasks):
+            if task.endswith((".yaml", ".yml")) and not Path(task).is_file():
+                yield ("lm_eval_tasks", i), (f"the task file {task!r} does not exist (paths are read from where axo "
+                                             "runs). Fix: the path of a task YAML, or a harness task name")
         if self.eval_table_size and not self.do_causal_lm_eval:
             yield ("eval_table_size",), "shows generated answers: set `do_causal_lm_eval: true`"
         if self.loss_watchdog_patience and self.loss_watchdog_threshold is None:

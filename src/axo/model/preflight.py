@@ -144,6 +144,9 @@ def check_backends(cfg: Config) -> None:
     if cfg.train.do_causal_lm_eval and scored and importlib.util.find_spec("sacrebleu") is None:
         raise AxoError(f"`eval_causal_lm_metrics` {sorted(scored)} are computed by the sacrebleu package, which is "
                        "not installed. Fix: pip install 'axo[eval]' (or sacrebleu), or keep exact_match / perplexity.")
+    if cfg.train.lm_eval_tasks and cfg.train.lm_eval_post_train and importlib.util.find_spec("lm_eval") is None:
+        raise AxoError("`lm_eval_tasks` are scored after training by lm-evaluation-harness, which is not installed. "
+                       "Fix: pip install 'axo[eval]' (or lm-eval), or set `lm_eval_post_train: false`.")
     if cfg.train.optimizer in CUDA_OPTIMIZERS and not cuda:
         raise AxoError(f"`optimizer: {cfg.train.optimizer}` runs only on a CUDA GPU (its package asserts CUDA), and "
                        "this machine has none. Fix: a CUDA machine, or the same optimizer without 8-bit states "

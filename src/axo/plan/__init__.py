@@ -355,6 +355,9 @@ def render(plan: Plan, config_path: str = "") -> str:
     ]
     if f.reference:
         lines.append(f"    reference model {gib(f.reference):>11}")
+    if f.teacher:
+        lines.append(f"    teacher model  {gib(f.teacher):>12}   (frozen, whole on each device, with a micro-batch of "
+                     "its log-probs)")
     if f.host:
         lines.append(f"    offloaded to CPU {gib(f.host):>10}")
     share = plan.peak / d.memory

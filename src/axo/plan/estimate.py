@@ -89,6 +89,7 @@ class Figures:
     logits: float = 0  # the head's part of `activations` (logits and loss)
     transient: float = 0  # made at the start of backward: the gradient of the logits
     reference: float = 0
+    teacher: float = 0  # distillation: the frozen teacher's weights and one micro-batch of its log-probs
     host: float = 0  # offloaded to CPU memory
     flops_per_token: float = 0
     tokens_per_step: int = 0
@@ -105,7 +106,7 @@ class Figures:
         gradient, and the activations of the layer backward reaches last)."""
         start = self.activations + self.transient + (self.gradients if accumulation > 1 else 0)
         end = self.gradients + self.per_layer + self.layer_inputs
-        return self.weights + self.optimizer + self.reference + max(start, end)
+        return self.weights + self.optimizer + self.reference + self.teacher + max(start, end)
 
 
 def setup_of(cfg: Config, processes: int = 1, bf16_device: bool = True) -> Setup:
@@ -161,10 +162,30 @@ def estimate(cfg: Config, setup: Setup) -> Figures:
     _divide(setup, fig)
     if setup.reference_model:
         fig.reference = fig.total_params * BYTES[setup.precision] / (setup.shards * setup.tensor_parallel)
+    if cfg.rl.teacher_model:
+        try:
+            fig.teacher = teacher_bytes(cfg, setup)
+        except (OSError, ValueError) as err:
+            fig.notes.append(f"the teacher ({cfg.rl.teacher_model}) is not counted: its config cannot be read "
+                             f"({str(err).splitlines()[0][:120]})")
     fig.flops_per_token = flops_per_token(model, cfg, setup)
     fig.tokens_per_step = (setup.micro_batch * setup.sequences_per_row * setup.sequence_len * setup.accumulation
                            * setup.data_parallel)
     return fig
+
+
+def teacher_bytes(cfg: Config, setup: Setup) -> float:
+    """The teacher of KD and GKD on each device (whole: axo does not shard it): its weights in the
+    run's precision, and a micro-batch of its logits and log-probs in fp32 (axo.train.distill)."""
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(cfg.rl.teacher_model, trust_remote_code=cfg.model.trust_remote_code)
+    with torch.device("meta"):
+        teacher = transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+    weights = sum(p.numel() for p in teacher.parameters()) * BYTES[setup.precision]
+    vocab = config.get_text_config().vocab_size
+    return weights + 2 * 4 * setup.micro_batch * setup.sequence_len * vocab
 
 
 _BUILT: dict = {}  # (config, what is built) -> (config, model, quantized names): suggestions reuse them

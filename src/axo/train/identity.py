@@ -26,7 +26,8 @@ NOT_TRAINING = {
     "hub_private_repo", "hub_revision", "include_tokens_per_second", "torch_compile", "torch_compile_backend",
     "torch_compile_mode", "torch_empty_cache_steps", "gradient_checkpointing", "gradient_checkpointing_kwargs",
     "device_map", "max_memory", "low_cpu_mem_usage", "attn_implementation", "use_liger_kernel",
-    "liger_kernel_config", "chunked_cross_entropy_num_chunks", "auto_find_batch_size",
+    "liger_kernel_config", "chunked_cross_entropy_num_chunks", "auto_find_batch_size", "lm_eval_tasks",
+    "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
 }
 # The files a finished or checkpointed run leaves, removed by `overwrite_output_dir`.
 OUTPUTS = ("checkpoint-*", "adapter_config.json", "adapter_model.safetensors", "model*.safetensors",

@@ -96,6 +96,15 @@ def write_run_files(trainer, cfg: Config, summary: dict) -> dict:
     record = next((c for c in callbacks if isinstance(c, MemoryRecord)), None)
     if record is not None:
         summary["memory"] = record.summary()
+    if trainer.is_world_process_zero() and cfg.train.lm_eval_tasks and cfg.train.lm_eval_post_train:
+        from axo.infer.benchmark import SUMMARY_KEY, benchmark, table
+
+        try:  # the model just saved to output_dir
+            summary[SUMMARY_KEY] = benchmark(cfg)
+            log.info("lm-eval scores:\n%s", table(summary[SUMMARY_KEY]))
+        except Exception as err:  # the trained model is saved: a benchmark failure must not lose the run's record
+            log.error("lm-eval failed after training (%s: %s); the model is saved. Score it with `axo lm-eval "
+                      "CONFIG` once fixed.", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
     if trainer.is_world_process_zero():
         save_config(cfg, cfg.train.output_dir)
         Path(cfg.train.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
