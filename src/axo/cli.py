@@ -218,12 +218,11 @@ def lm_eval(
     """Benchmark scores of the trained model (lm-evaluation-harness), printed as a table and written
     to output_dir's run_summary.json and run report."""
     from axo.infer.benchmark import benchmark, record, table
+    from axo.model.loader import trained_model_dir
 
     cfg = _load(config, ctx)
     scores = benchmark(cfg, tasks.split(",") if tasks else None, model, limit)
     typer.echo(table(scores))
-    from axo.model.loader import trained_model_dir
-
     if model is None and cfg.train.lm_eval_model is None and trained_model_dir(cfg):  # scores of this run's model
         record(cfg.train.output_dir, scores)
 

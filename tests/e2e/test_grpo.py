@@ -80,3 +80,17 @@ def test_online_dpo_raises_exact_match_reward_from_an_sft_start(sft_start, tmp_p
                                    micro_batch_size=64, max_steps=20, learning_rate=5e-4,
                                    trl={**SAMPLING, "beta": 0.1})
     assert raised(rewards), rewards
+
+
+def test_batches_sampling_cannot_fill_are_refused_in_axos_keys(make_config, tmp_path, monkeypatch):
+    from axo.errors import AxoError
+
+    shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = make_config(rl="rloo", trl={"reward_funcs": ["sort_rewards.exact"], "num_generations": 4,
+                                      "max_completion_length": 8},
+                      datasets=[{"path": str(EXAMPLES / "data" / "sort_test.jsonl"), "type": "sort_rewards.to_prompt"}],
+                      micro_batch_size=2)
+    with pytest.raises(AxoError, match=r"generation_batch_size \(2\) must be divisible by num_generations \(4\)\. "
+                                       r"Fix: make micro_batch_size x gradient_accumulation_steps x processes"):
+        train(cfg)

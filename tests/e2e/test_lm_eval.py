@@ -56,11 +56,14 @@ def test_the_trained_model_scores_above_the_untrained_one(sft_start, tmp_path):
 
 
 def test_training_scores_the_tasks_when_it_ends(make_config, tmp_path, monkeypatch):
+    """After a LoRA run: the harness scores the base model with the trained adapter."""
     monkeypatch.chdir(REPO)  # the task's data path is relative to the repository
-    cfg = make_config(max_steps=2, lm_eval_tasks=[TASK], lm_eval_batch_size=16)
+    cfg = make_config(max_steps=2, lm_eval_tasks=[TASK], lm_eval_batch_size=16, adapter="lora", lora_r=4,
+                      lora_alpha=8, lora_target_linear=True)
     from axo.train.sft import train
 
     summary = train(cfg)
     assert 0.0 <= summary["lm_eval"]["sort_digits"]["exact_match"] <= 1.0
     written = json.loads((tmp_path / "out" / "run_summary.json").read_text())
-    assert written["lm_eval"] == summary["lm_eval"]
+    assert written["lm_eval"] == summary["lm_eval"] and (tmp_path / "out" / "adapter_config.json").exists()
+    assert "Benchmarks (lm-eval)" in (tmp_path / "out" / "report.html").read_text()

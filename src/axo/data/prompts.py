@@ -14,7 +14,7 @@ from axo.data.rows import RowKind
 
 class PromptRows(RowKind):
     STATS = ("prompt_len",)
-    LENGTH_NOTE = " (a GRPO row is as long as its prompt plus `trl.max_completion_length`)"
+    LENGTH_NOTE = " (a prompt row of online RL is as long as its prompt plus `trl.max_completion_length`)"
 
     def __init__(self, cfg: Config, ctx: Context):
         from axo.config.user_code import resolve

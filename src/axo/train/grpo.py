@@ -14,12 +14,12 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.config.user_code import resolve
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
+    from axo.errors import AxoError
     from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
     from axo.train.checkpoints import disk_full_reported
     from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
     from axo.train.setup import engine_ready, prepare_trainer, start_run
-    from axo.errors import AxoError
 
     # Preflight: hardware, and the reward functions (already import-checked when the config loaded)
     run = start_run(cfg)
@@ -33,12 +33,11 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     # The engine's arguments exist before the model loads: ZeRO-3 and FSDP's rank-0 loading act then.
     try:
         args = cfg.method.load("mapping")(cfg, run.precision, has_eval=data.eval is not None, tf32=run.tf32)
-    except ValueError as err:  # TRL's own checks of how sampling fills the batches
-        raise AxoError(f"TRL refuses these `rl: {cfg.method.name}` settings: {err} (TRL's names: "
-                       "per_device_train_batch_size is `micro_batch_size`, steps_per_generation defaults to "
-                       "`gradient_accumulation_steps`, and every process samples its share). Fix: make "
-                       "micro_batch_size x gradient_accumulation_steps x processes a multiple of "
-                       "`trl.num_generations`.") from None
+    except ValueError as err:  # TRL's own checks, mostly of how sampling fills the batches
+        fix = ("make micro_batch_size x gradient_accumulation_steps x processes a multiple of `trl.num_generations` "
+               "(TRL's per_device_train_batch_size is `micro_batch_size`; its steps_per_generation defaults to "
+               "`gradient_accumulation_steps`)" if "num_generations" in str(err) else "change the `trl:` option it names")
+        raise AxoError(f"TRL refuses these `rl: {cfg.method.name}` settings: {err} Fix: {fix}.") from None
     args = engine_ready(args)
     model = trainable_model(cfg, run.precision, text.tokenizer, text.chat.stop_tokens)
     if ebft:  # its reward reads the starting model, so it exists once the model does
