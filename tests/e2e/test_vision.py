@@ -2,7 +2,6 @@
 here, learns to name the colour of an image; only the assistant's answer is trained."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

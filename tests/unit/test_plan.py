@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from axo.cli import app
 from axo.config import validate
-from axo.plan import Plan, device_of, make_plan, render
+from axo.plan import device_of, make_plan, render
 from axo.plan.estimate import GiB, estimate, setup_of
 
 NO_HOOK = types.SimpleNamespace(remove=lambda: None)

@@ -32,8 +32,6 @@ def start(config: str, overrides: list[str], launch: Launch) -> int:
 
     cfg = load(config, overrides)
     if launch.spawns and not inside_launcher():
-        import subprocess
-
         import torch
 
         from axo.parallel.engines import check_nd_device, check_world_size

@@ -89,6 +89,21 @@ def export_quantized(trainer, cfg: Config) -> dict:
     return {"quantized": str(quantize_model(cfg))}
 
 
+def train_and_save(trainer, cfg: Config, run, data_stats: list, **extra) -> dict:
+    """What every recipe ends with: training (resumed where the run says), then the outputs: plain
+    layers after QAT, the model, its quantized copy, the run's files. `extra`: more for the summary."""
+    from axo.train.checkpoints import disk_full_reported
+
+    with disk_full_reported(cfg.train.output_dir):
+        result = trainer.train(resume_from_checkpoint=run.resume)
+    summary = {**result.metrics, **extra, "precision": run.precision, "method": cfg.method.name, "data": data_stats}
+    stop_if_failed(trainer, cfg, summary)
+    finish_qat(trainer, cfg)
+    summary |= save_model(trainer, cfg)
+    summary |= export_quantized(trainer, cfg)
+    return write_run_files(trainer, cfg, summary)
+
+
 def write_run_files(trainer, cfg: Config, summary: dict) -> dict:
     from axo.train.callbacks import MemoryRecord
 

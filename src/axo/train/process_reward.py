@@ -18,8 +18,7 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
     from axo.train.optimizers import custom_optimizer
     from axo.model.build import trainable_model
     from axo.train.args import to_training_args
-    from axo.train.checkpoints import disk_full_reported
-    from axo.train.outputs import export_quantized, finish_qat, save_model, stop_if_failed, write_run_files
+    from axo.train.outputs import train_and_save
     from axo.train.setup import engine_ready, prepare_trainer, start_run
 
     # Preflight
@@ -46,16 +45,8 @@ def train(cfg: Config, callbacks: list | None = None) -> dict:
         callbacks=callbacks,
     )
     prepare_trainer(trainer, cfg, run)
-    with disk_full_reported(cfg.train.output_dir):
-        result = trainer.train(resume_from_checkpoint=run.resume)
-
-    # Outputs: plain layers after QAT, the model, its quantized copy, the run's files.
-    summary = {**result.metrics, "precision": run.precision, "method": cfg.method.name, "data": data.stats}
-    stop_if_failed(trainer, cfg, summary)
-    finish_qat(trainer, cfg)
-    summary |= save_model(trainer, cfg)
-    summary |= export_quantized(trainer, cfg)
-    return write_run_files(trainer, cfg, summary)
+    # Train, then the outputs: plain layers after QAT, the model, its quantized copy, the run's files.
+    return train_and_save(trainer, cfg, run, data.stats)
 
 
 def step_accuracy(prediction) -> dict:
