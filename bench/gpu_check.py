@@ -272,7 +272,7 @@ def distillation_loss_in_bf16():
     """KD's loss (axo.train.distill) on CUDA: a bf16 student against a bf16 teacher run alongside,
     on its whole vocabulary and on its top 16 tokens, within 2% of the same models in fp32."""
     if not CUDA:
-        raise Skip("bf16 math on a CPU runs 10-45x slower; tests/unit/test_distill.py checks the loss there")
+        raise Skip("bf16 math on a CPU runs 10-45x slower; tests/unit/test_distill_loss.py checks the loss there")
     from transformers import TrainingArguments
 
     from axo.train.distill import Distillation, KDTrainer

@@ -60,6 +60,13 @@ class KDRows(TextRows):
         if len(entries) > n:
             raise RowError(self.ctx.ds.logprobs_field, f"has {len(entries)} entries but the row has {n} tokens "
                            "(the teacher read other text, or another tokenizer)", FIX)
+        shift = _misalignment([int(t) for t in item["input_ids"]], entries, n - len(entries))
+        if shift:
+            fix = ("prepend a null entry (the first token has none)" if shift > 0 else "drop the first entry")
+            raise RowError(self.ctx.ds.logprobs_field, f"looks shifted by one token: entry i holds the candidates "
+                           f"of token i{shift:+d}, but an entry describes the token at its own position (vLLM's "
+                           "prompt_logprobs layout)", f"Fix: {fix} in every row; a shifted teacher trains the "
+                           "student toward the wrong tokens.")
         k = max((len(e) for e in entries if e), default=1)
         temperature = self.ctx.ds.temperature
         ids, scores = [[0] * k for _ in range(n - len(entries))], [[-math.inf] * k for _ in range(n - len(entries))]
@@ -78,6 +85,20 @@ class KDRows(TextRows):
         if chunks is None or "teacher_ids" not in item:
             return chunks
         return [_cut(chunk, item, i * limit, (i + 1) * limit) for i, chunk in enumerate(chunks)]
+
+
+def _misalignment(ids: list[int], entries: list[dict], start: int) -> int:
+    """+1 or -1 when the entries name the tokens one position later (or earlier) far more often than
+    the tokens at their own positions: the list is shifted. 0 otherwise, or with too little to tell
+    (a teacher's top k often miss the actual token; vLLM's always include it)."""
+    hits, seen = {-1: 0, 0: 0, 1: 0}, 0
+    for j, entry in enumerate(entries):
+        if entry:
+            seen += 1
+            for shift in hits:
+                hits[shift] += 0 <= start + j + shift < len(ids) and ids[start + j + shift] in entry
+    best = max(hits, key=hits.get)
+    return best if seen >= 4 and best and hits[best] >= seen / 2 and hits[best] > 2 * hits[0] else 0
 
 
 def _cut(row: dict | None, item: dict, start: int, stop: int) -> dict | None:

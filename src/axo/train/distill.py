@@ -11,7 +11,7 @@ candidates at temperature T (`kd_temperature`):
     between:   beta KL(teacher || M) + (1 - beta) KL(student || M),  M = beta teacher + (1 - beta) student
 
 which are TRL's GKD divergences (`GKDTrainer.generalized_jsd_loss`) restricted to the candidates; with
-the whole vocabulary they are equal (tests/unit/test_distill.py). The divergence is scaled by T^2, so
+the whole vocabulary they are equal (tests/unit/test_distill_loss.py). The divergence is scaled by T^2, so
 its gradients keep their size as T changes (Hinton et al. 2015), and mixed with cross-entropy on the
 row's own tokens:
 

@@ -110,3 +110,21 @@ def test_rows_keep_scores_renormalized_at_the_generation_temperature(make_config
     assert out["teacher_scores"][3] == [0.0, -math.inf] and out["teacher_scores"][0] == [-math.inf, -math.inf]
     with pytest.raises(RowError, match="5 entries but the row has 4 tokens"):
         rows.with_teacher(item, [{}] * 5)
+
+
+def test_log_probs_shifted_by_one_token_are_refused(make_config):
+    """vLLM's entries include the actual token: read one position off, they name the next token, and
+    the row says so rather than training the student toward the wrong tokens."""
+    from axo.data.chat import context, load_processing
+
+    cfg = make_config(kd_trainer=True, datasets=[{"path": "x.jsonl", "type": "alpaca", "logprobs_field": "lp"}])
+    text = load_processing(cfg)
+    rows = KDRows(cfg, context(cfg, text.chat, "datasets", 0, text.tokenizer))
+    ids = [5, 17, 9, 33, 41, 8, 12, 60]
+    item = {"input_ids": ids, "labels": ids, "length": 8, "trained": 8}
+    aligned = [{}] + [{t: -0.5, 99: -1.5} for t in ids[1:]]
+    assert rows.with_teacher(item, aligned)["teacher_ids"][3] == [33, 99]
+    with pytest.raises(RowError, match=r"shifted by one token: entry i holds the candidates of token i\+1"):
+        rows.with_teacher(item, aligned[1:] + [{}])  # each entry one position early: Fix: prepend a null
+    with pytest.raises(RowError, match=r"token i-1.*drop the first entry"):
+        rows.with_teacher(item, [{}] + aligned[:-1])
