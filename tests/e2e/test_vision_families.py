@@ -107,7 +107,31 @@ def idefics3(folder: Path) -> str:
     return "Idefics3ForConditionalGeneration"
 
 
-FAMILIES = {"llava_next": llava_next, "mllama": mllama, "idefics3": idefics3}
+def gemma3(folder: Path) -> str:
+    """Gemma 3: the processor replaces each `<start_of_image>` with a blank line, the image's soft tokens
+    between begin and end markers, and another blank line (text the walk must step over)."""
+    from transformers import AutoTokenizer, Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, \
+        Gemma3Processor
+
+    tokenizer = AutoTokenizer.from_pretrained(EXAMPLES / "tiny-llama", extra_special_tokens={
+        "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"})
+    tokenizer.add_tokens(["<|im_start|>", "<|im_end|>"], special_tokens=True)
+    config = Gemma3Config(
+        text_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "head_dim": 16, "vocab_size": len(tokenizer), "sliding_window": 64},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 16, "patch_size": 4},
+        mm_tokens_per_image=4, boi_token_index=tokenizer.boi_token_id, eoi_token_index=tokenizer.eoi_token_id,
+        image_token_index=tokenizer.image_token_id)
+    torch.manual_seed(0)
+    Gemma3ForConditionalGeneration(config).save_pretrained(folder)
+    Gemma3Processor(image_processor=Gemma3ImageProcessorPil(size={"height": 16, "width": 16}), tokenizer=tokenizer,
+                    image_seq_length=4, chat_template=CHATML_IMAGE.replace("IMAGE", "'<start_of_image>'")
+                    ).save_pretrained(folder)
+    return "Gemma3ForConditionalGeneration"
+
+
+FAMILIES = {"llava_next": llava_next, "mllama": mllama, "idefics3": idefics3, "gemma3": gemma3}
 # Families whose number of image tokens depends on the image's size.
 EXPANDS_PER_SIZE = {"llava_next", "idefics3"}
 
