@@ -201,3 +201,46 @@ def test_the_loss_falls_and_the_output_reloads(make_config, family, colour_rows)
     losses = [e["loss"] for e in read_log_history(out) if "loss" in e]
     assert losses[-1] < 0.5 * losses[0], losses
     assert type(AutoModelForImageTextToText.from_pretrained(out)).__name__ == model_class
+
+
+def test_image_size_makes_every_image_one_shape(make_config, family, colour_rows):
+    """`image_size: 16` pads each image into a 16x16 square (Axolotl's reading), so Llava-Next's tiles
+    and Idefics3's splits come out the same for every row."""
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+
+    folder, _, name = family
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForImageTextToText", image_size=16,
+                      image_resize_algorithm="bicubic", datasets=[{"path": str(colour_rows), "type": "chat_template"}],
+                      shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    batch = trainer_inputs(cfg, data, text).collator([data.train[i] for i in range(3)])
+    image_id = text.processor.tokenizer.convert_tokens_to_ids(text.processor.image_token)
+    counts = [(ids == image_id).sum().item() for ids in batch["input_ids"]]
+    assert len(set(counts)) == 1, counts  # three shapes in, one expansion out
+
+
+def test_a_corrupt_image_is_a_row_error(make_config, family, colour_rows, tmp_path):
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+    from axo.errors import AxoError
+
+    folder, _, _ = family
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    rows = colour_rows.read_text().splitlines()[:3]
+    broken = json.loads(rows[1])
+    broken["images"] = [str(tmp_path / "broken.png")]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join([rows[0], json.dumps(broken), rows[2]]) + "\n")
+
+    def config(**keys):
+        return make_config(base_model=str(folder), model_type="AutoModelForImageTextToText", **keys,
+                           datasets=[{"path": str(data), "type": "chat_template"}])
+
+    text = load_processing(config())
+    with pytest.raises(AxoError, match=r"row 2: field 'images' .*broken.png' is not a readable image"):
+        prepare(config(), text.tokenizer, text.chat, text.processor)
+    kept = prepare(config(skip_bad_rows=True), text.tokenizer, text.chat, text.processor)
+    assert kept.stats[0]["skipped_bad"] == 1 and len(kept.train) == 2

@@ -260,6 +260,11 @@ class DataConfig(Area):
         None, description="Variables every chat-template rendering gets, e.g. {enable_thinking: false} or "
         "{reasoning_effort: low}: in SFT rows, preference rows (TRL reads them per row) and GRPO prompts.")
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after mixing the datasets.")
+    image_size: int | tuple[int, int] | None = Field(
+        None, description="Image-text rows: resize every image before the processor sees it: a number N fits it "
+        "in an N x N square, aspect kept, padded black; [width, height] resizes to exactly that.")
+    image_resize_algorithm: Literal["bilinear", "bicubic", "lanczos"] = Field(
+        "bilinear", description="Image-text rows: how `image_size` resamples.")
     curriculum_sampling: bool = Field(
         False, description="Train the rows in the order of the data (no shuffling, a sequential sampler).")
     dataset_exact_deduplication: bool = Field(

@@ -15,20 +15,35 @@ from axo.data.tokenize import IGNORE, encode
 from axo.errors import AxoError
 
 
-def load_image(value):
+def load_image(value, data=None):
+    """The row's image as RGB, resized as `image_size` says (`data`: the DataConfig)."""
     from PIL import Image
 
     if isinstance(value, Image.Image):
-        return value.convert("RGB")
+        return _resized(value.convert("RGB"), data)
     if isinstance(value, dict) and value.get("path"):  # datasets' Image feature, undecoded
         value = value["path"]
     if isinstance(value, str) and Path(value).is_file():
         try:
-            return Image.open(value).convert("RGB")
+            return _resized(Image.open(value).convert("RGB"), data)
         except OSError as err:
             raise RowError("images", f"{value!r} is not a readable image ({err})", "Fix or remove the file.") from None
     raise RowError("images", f"{str(value)[:80]!r} is neither a readable file nor an image",
                    "Fix the `images` column (paths relative to where axo runs, or images).")
+
+
+def _resized(image, data):
+    """`image_size` as Axolotl reads it: a number, the image fitted inside that square with its aspect
+    kept and padded black; [width, height], resized to exactly that."""
+    size = data.image_size if data is not None else None
+    if size is None:
+        return image
+    from PIL import Image, ImageOps
+
+    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}[data.image_resize_algorithm]
+    if isinstance(size, int):
+        return ImageOps.pad(image, (size, size), method=resample, color=(0, 0, 0))
+    return image.resize(tuple(size), resample)
 
 
 class ImageRows(RowKind):
@@ -39,7 +54,7 @@ class ImageRows(RowKind):
 
     def read(self, row: dict) -> dict:
         segments = chat_template.segments(row, self.ctx)
-        images = [load_image(v) for v in row.get("images") or []]
+        images = [load_image(v, self.cfg.data) for v in row.get("images") or []]
         text = "".join(piece for piece, _ in segments)
         expanded = self.ctx.processor(text=[text], images=[images] if images else None)["input_ids"][0]
         [(_, labels)] = encode(self.ctx.tokenizer, [segments], False, self.cfg.data.train_on_inputs)
@@ -58,7 +73,7 @@ class VisionCollator:
         segments, images = [], []
         for row in rows:  # prepared rows: each was read this way once already
             segments.append(chat_template.segments(row, self.ctx))
-            images.append([load_image(v) for v in row.get("images") or []])
+            images.append([load_image(v, self.ctx.data) for v in row.get("images") or []])
         texts = ["".join(text for text, _ in segs) for segs in segments]
         unexpanded = encode(self.processor.tokenizer, segments, False, self.train_on_inputs)
         batch = self.processor(text=texts, images=[imgs or None for imgs in images] if any(images) else None,
