@@ -114,6 +114,23 @@ def forget_config_folders():
     user_code.CONFIG_DIRS.clear()
 
 
+def write_colour_rows(folder: Path, sizes=((16, 16),)) -> Path:
+    """16 image-text rows: a red or blue image (cycling through `sizes`), "colour?", and its colour as
+    the answer; the images as files next to the JSONL."""
+    from PIL import Image
+
+    rows = []
+    for i, (name, rgb) in enumerate([("red", (255, 0, 0)), ("blue", (0, 0, 255))] * 8):
+        path = folder / f"{i}.png"
+        Image.new("RGB", sizes[i % len(sizes)], rgb).save(path)
+        rows.append({"messages": [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "colour?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": name}]}], "images": [str(path)]})
+    data = folder / "colours.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
 class Losses(TrainerCallback):
     """Keeps every logged training loss, in `seen`."""
 

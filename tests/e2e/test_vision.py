@@ -1,7 +1,6 @@
 """Image-text-to-text: a tiny random Llava (CLIP vision tower + Llama) with its processor, built
 here, learns to name the colour of an image; only the assistant's answer is trained."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 
 from axo.data.tokenize import IGNORE
 from axo.train.sft import train
-from conftest import EXAMPLES, read_log_history
+from conftest import EXAMPLES, read_log_history, write_colour_rows
 
 TEMPLATE = (
     "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}"
@@ -46,18 +45,7 @@ def tiny_vlm(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def colour_rows(tmp_path) -> Path:
-    from PIL import Image
-
-    rows = []
-    for i, (name, rgb) in enumerate([("red", (255, 0, 0)), ("blue", (0, 0, 255))] * 8):
-        path = tmp_path / f"{i}.png"
-        Image.new("RGB", (16, 16), rgb).save(path)
-        rows.append({"messages": [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "colour?"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": name}]}], "images": [str(path)]})
-    data = tmp_path / "colours.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return data
+    return write_colour_rows(tmp_path)
 
 
 def test_labels_cover_only_the_answer_across_image_tokens(make_config, tiny_vlm, colour_rows):

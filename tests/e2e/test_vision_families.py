@@ -12,7 +12,7 @@ import torch
 
 from axo.data.tokenize import IGNORE
 from axo.train.sft import train
-from conftest import EXAMPLES, read_log_history
+from conftest import EXAMPLES, read_log_history, write_colour_rows
 
 CHATML_IMAGE = (
     "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}"
@@ -145,20 +145,7 @@ def family(request, tmp_path_factory) -> tuple[Path, str, str]:
 @pytest.fixture(scope="module")
 def colour_rows(tmp_path_factory) -> Path:
     """Red or blue images of three shapes; the answer is the colour."""
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("colours")
-    rows = []
-    for i, ((name, rgb), size) in enumerate(zip([("red", (255, 0, 0)), ("blue", (0, 0, 255))] * 8,
-                                                [(16, 16), (32, 16), (24, 40)] * 6)):
-        path = folder / f"{i}.png"
-        Image.new("RGB", size, rgb).save(path)
-        rows.append({"messages": [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "colour?"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": name}]}], "images": [str(path)]})
-    data = folder / "colours.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return data
+    return write_colour_rows(tmp_path_factory.mktemp("colours"), sizes=[(16, 16), (32, 16), (24, 40)])
 
 
 def test_labels_follow_the_processors_own_expansion(make_config, family, colour_rows):
