@@ -4,7 +4,7 @@ their folder; missing or malformed files are config errors naming the entry."""
 import pytest
 
 from axo.errors import AxoError, ConfigError
-from axo.infer.benchmark import table, task_names
+from axo.infer.benchmark import _metric_name, table, task_names
 
 
 def test_task_files_name_their_task_and_folder(tmp_path):
@@ -26,3 +26,8 @@ def test_the_table_lists_every_score():
     assert lines[0].split() == ["task", "metric", "score"]
     assert [line.split() for line in lines[2:]] == [["sort_digits", "exact_match", "0.9800"],
                                                     ["other", "acc", "0.5000"], ["other", "acc_norm", "0.2500"]]
+
+
+def test_metric_names_keep_a_filter_only_where_there_is_one():
+    assert _metric_name("exact_match,none") == "exact_match"
+    assert _metric_name("exact_match,flexible-extract") == "exact_match (flexible-extract)"

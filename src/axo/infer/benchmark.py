@@ -39,9 +39,16 @@ def benchmark(cfg: Config, tasks: list[str] | None = None, model: str | None = N
               add_bos_token=_adds_bos(tokenizer), device=str(loaded.device))
     out = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=TaskManager(include_path=folders or None),
                                   limit=limit, log_samples=False, bootstrap_iters=0)
-    return {task: {metric.split(",")[0]: value for metric, value in metrics.items()
+    return {task: {_metric_name(metric): value for metric, value in metrics.items()
                    if isinstance(value, (int, float)) and metric != "sample_len" and "_stderr" not in metric}
             for task, metrics in out["results"].items()}
+
+
+def _metric_name(key: str) -> str:
+    """The harness's "metric,filter" as "metric", or "metric (filter)" where a task filters its answers
+    several ways (gsm8k's strict-match and flexible-extract)."""
+    metric, _, applied = key.partition(",")
+    return metric if applied in ("", "none") else f"{metric} ({applied})"
 
 
 def task_names(tasks: list[str]) -> tuple[list[str], list[str]]:
