@@ -22,6 +22,11 @@ CHATML_IMAGE = (
 )
 
 
+# Llava's and Llava-Next's vision tower
+CLIP_TOWER = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "image_size": 16, "patch_size": 8, "projection_dim": 32}
+
+
 def _tokenizer(*tokens: str):
     from transformers import AutoTokenizer
 
@@ -39,17 +44,34 @@ def _text_config(vocab: int):
     return text
 
 
+def llava(folder: Path) -> str:
+    """Llava: a CLIP tower (16x16 images, 8x8 patches) whose patch features replace one `<image>` token
+    each, so every image is 4 image tokens."""
+    from transformers import (CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor)
+
+    tokenizer = _tokenizer("<image>")
+    config = LlavaConfig(text_config=_text_config(len(tokenizer)), vision_config=CLIP_TOWER,
+                         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+                   num_additional_image_tokens=1,  # CLIP's CLS token, which the "default" strategy drops
+                   chat_template=CHATML_IMAGE.replace("IMAGE", "'<image>'")).save_pretrained(folder)
+    return "LlavaForConditionalGeneration"
+
+
 def llava_next(folder: Path) -> str:
     """Llava-Next: CLIP tiles of 16x16 chosen per image from `image_grid_pinpoints` (anyres), each
     tile's patches and a base view become image tokens, so their count depends on the image's size."""
-    from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
-                              LlavaNextImageProcessor, LlavaNextProcessor)
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextImageProcessor, \
+        LlavaNextProcessor
 
     tokenizer = _tokenizer("<image>")
     pinpoints = [[16, 32], [32, 16], [32, 32]]
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                              image_size=16, patch_size=8, projection_dim=32)
-    config = LlavaNextConfig(text_config=_text_config(len(tokenizer)), vision_config=vision,
+    config = LlavaNextConfig(text_config=_text_config(len(tokenizer)), vision_config=CLIP_TOWER,
                              image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
                              vision_feature_select_strategy="default", vision_feature_layer=-1,
                              image_grid_pinpoints=pinpoints)
@@ -131,7 +153,7 @@ def gemma3(folder: Path) -> str:
     return "Gemma3ForConditionalGeneration"
 
 
-FAMILIES = {"llava_next": llava_next, "mllama": mllama, "idefics3": idefics3, "gemma3": gemma3}
+FAMILIES = {"llava": llava, "llava_next": llava_next, "mllama": mllama, "idefics3": idefics3, "gemma3": gemma3}
 # Families whose number of image tokens depends on the image's size.
 EXPANDS_PER_SIZE = {"llava_next", "idefics3"}
 
@@ -188,6 +210,7 @@ def test_the_loss_falls_and_the_output_reloads(make_config, family, colour_rows)
     losses = [e["loss"] for e in read_log_history(out) if "loss" in e]
     assert losses[-1] < 0.5 * losses[0], losses
     assert type(AutoModelForImageTextToText.from_pretrained(out)).__name__ == model_class
+    assert (out / "processor_config.json").exists() or (out / "preprocessor_config.json").exists()
 
 
 def test_image_size_makes_every_image_one_shape(make_config, family, colour_rows):
