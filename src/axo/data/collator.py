@@ -53,16 +53,11 @@ def _teacher(rows: list[dict], width: int) -> dict[str, torch.Tensor]:
     k = max(len(entry) for row in rows for entry in row["teacher_ids"])
     ids = torch.zeros((len(rows), width, k), dtype=torch.long)
     scores = torch.full((len(rows), width, k), float("-inf"))
-    for i, row in enumerate(rows):
-        widths = {len(entry) for entry in row["teacher_ids"]}
-        if len(widths) == 1:
-            n, row_k = len(row["teacher_ids"]), widths.pop()
-            ids[i, :n, :row_k] = torch.as_tensor(row["teacher_ids"])
-            scores[i, :n, :row_k] = torch.as_tensor(row["teacher_scores"], dtype=torch.float)
-            continue
-        for t, (entry_ids, entry_scores) in enumerate(zip(row["teacher_ids"], row["teacher_scores"])):
-            ids[i, t, :len(entry_ids)] = torch.as_tensor(entry_ids)  # the rows of a pack differ in k
-            scores[i, t, :len(entry_scores)] = torch.as_tensor(entry_scores, dtype=torch.float)
+    for i, row in enumerate(rows):  # the rows of a pack may differ in k: every entry padded to the batch's
+        n = len(row["teacher_ids"])
+        ids[i, :n] = torch.as_tensor([entry + [0] * (k - len(entry)) for entry in row["teacher_ids"]])
+        scores[i, :n] = torch.as_tensor([entry + [float("-inf")] * (k - len(entry)) for entry in row["teacher_scores"]],
+                                        dtype=torch.float)
     return {"teacher_ids": ids, "teacher_scores": scores}
 
 
