@@ -14,13 +14,18 @@ from conftest import EXAMPLES, read_log_history
 USER_CODE = Path(__file__).parents[1] / "fixtures" / "user_code"
 
 
-def test_grpo_runs_and_logs_the_reward(make_config, tmp_path, monkeypatch):
+def sort_task(make_config, tmp_path, monkeypatch, method: str, **keys):
+    """`rl: method` on the tiny model: four 8-token answers per held-out sort prompt, exact-match reward."""
     shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = make_config(rl="grpo", trl={"reward_funcs": ["sort_rewards.exact"], "num_generations": 4,
-                                      "max_completion_length": 8},
-                      datasets=[{"path": str(EXAMPLES / "data" / "sort_test.jsonl"), "type": "sort_rewards.to_prompt"}],
-                      micro_batch_size=8, max_steps=3, learning_rate=1e-4)
+    return make_config(rl=method, trl={"reward_funcs": ["sort_rewards.exact"], "num_generations": 4,
+                                       "max_completion_length": 8},
+                       datasets=[{"path": str(EXAMPLES / "data" / "sort_test.jsonl"), "type": "sort_rewards.to_prompt"}],
+                       **keys)
+
+
+def test_grpo_runs_and_logs_the_reward(make_config, tmp_path, monkeypatch):
+    cfg = sort_task(make_config, tmp_path, monkeypatch, "grpo", micro_batch_size=8, max_steps=3, learning_rate=1e-4)
     train(cfg)
     logs = [e for e in read_log_history(cfg.train.output_dir) if "reward" in e]
     assert len(logs) == 3 and all(0.0 <= e["reward"] <= 1.0 for e in logs)
@@ -86,12 +91,7 @@ def test_online_dpo_raises_exact_match_reward_from_an_sft_start(sft_start, tmp_p
 def test_batches_sampling_cannot_fill_are_refused_in_axos_keys(make_config, tmp_path, monkeypatch):
     from axo.errors import AxoError
 
-    shutil.copy(USER_CODE / "sort_rewards.py", tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = make_config(rl="rloo", trl={"reward_funcs": ["sort_rewards.exact"], "num_generations": 4,
-                                      "max_completion_length": 8},
-                      datasets=[{"path": str(EXAMPLES / "data" / "sort_test.jsonl"), "type": "sort_rewards.to_prompt"}],
-                      micro_batch_size=2)
+    cfg = sort_task(make_config, tmp_path, monkeypatch, "rloo", micro_batch_size=2)
     with pytest.raises(AxoError, match=r"generation_batch_size \(2\) must be divisible by num_generations \(4\)\. "
                                        r"Fix: make micro_batch_size x gradient_accumulation_steps x processes"):
         train(cfg)
