@@ -4,6 +4,7 @@ helper that builds a validated config. Nothing is downloaded."""
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+sys.path.insert(0, str(EXAMPLES))  # the examples' model and data builders (make_tiny_multimodal, ...)
 
 
 def build_tiny_model(folder: Path, hidden: int) -> Path:
@@ -112,23 +114,6 @@ def forget_config_folders():
 
     yield
     user_code.CONFIG_DIRS.clear()
-
-
-def write_colour_rows(folder: Path, sizes=((16, 16),)) -> Path:
-    """16 image-text rows: a red or blue image (cycling through `sizes`), "colour?", and its colour as
-    the answer; the images as files next to the JSONL."""
-    from PIL import Image
-
-    rows = []
-    for i, (name, rgb) in enumerate([("red", (255, 0, 0)), ("blue", (0, 0, 255))] * 8):
-        path = folder / f"{i}.png"
-        Image.new("RGB", sizes[i % len(sizes)], rgb).save(path)
-        rows.append({"messages": [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "colour?"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": name}]}], "images": [str(path)]})
-    data = folder / "colours.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return data
 
 
 class Losses(TrainerCallback):

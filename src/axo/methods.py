@@ -75,7 +75,7 @@ KD_OPTIONS = ("teacher_model", "kd_alpha", "kd_ce_alpha", "kd_temperature", "kd_
 GKD_OPTIONS = ("teacher_model", "trl.beta", "trl.temperature", "trl.max_completion_length", "trl.lmbda",
                "trl.seq_kd")
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "image_text_to_text"), "axo.train.sft",
+    Method("sft", "supervised fine-tuning", SFT_TYPES, ("causal_lm", "multimodal_lm"), "axo.train.sft",
            "transformers:Trainer", "axo.train.args:to_training_args", "axo.data.rows:sft_rows", axo_batches=True),
     _pairs("dpo", "trl:DPOTrainer", "to_dpo_config", "direct preference optimization", DPO_OPTIONS, True),
     _pairs("ipo", "trl:DPOTrainer", "to_dpo_config", "identity preference optimization", DPO_OPTIONS, True),

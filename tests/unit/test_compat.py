@@ -278,8 +278,11 @@ def test_the_rest_of_the_common_keys_validate_or_are_refused_by_their_row():
     assert validate({**base, "rl": "dpo", "trl": {"beta": 0.1}}).method.name == "dpo"
     assert validate({"base_model": "m", "pretraining_dataset": [{"path": "c.jsonl"}], "max_steps": 5}).data.pretraining_dataset
     assert validate({**BASE, "tokens": ["<think>"], "qat": {"weight_dtype": "int4"}}).quant.qat
-    assert validate({**BASE, "processor_type": "AutoProcessor", "model_quantization_config": "TorchAoConfig",
-                     "adapter": "lora"}).quant.quantized
+    assert validate({**BASE, "model_quantization_config": "TorchAoConfig", "adapter": "lora"}).quant.quantized
+    # Axolotl's multimodal configs name a processor and no model class
+    multimodal = validate({"base_model": "m", "processor_type": "AutoProcessor",
+                           "datasets": [{"path": "d.jsonl", "type": "chat_template"}]}).model
+    assert (multimodal.model_type, multimodal.task) == ("AutoModelForMultimodalLM", "multimodal_lm")
     assert validate({**BASE, "flash_attention": True, "group_by_length": False}).model.attn_implementation
     assert validate({"base_model": "m", "model_type": "AutoModelForSequenceClassification", "num_labels": 1,
                      "reward_model": True, "datasets": [{"path": "p", "type": "bradley_terry.chat_template"}]})
@@ -328,11 +331,11 @@ def test_liger_keys_choose_liger_kernels(make_config, caplog):
         assert not args.use_liger_kernel and "needs a CUDA GPU" in caplog.text
 
 
-def test_chunked_loss_on_an_image_text_model_is_skipped_with_a_warning(caplog):
+def test_chunked_loss_on_an_multimodal_model_is_skipped_with_a_warning(caplog):
     with caplog.at_level("WARNING", logger="axo"):
         cfg = validate({"base_model": "m", "model_type": "AutoModelForImageTextToText", "cut_cross_entropy": True,
                         "datasets": [{"path": "d.jsonl", "type": "chat_template"}]})
-    assert cfg.train.chunked_cross_entropy and "`chunked_cross_entropy` is skipped: image-text models" in caplog.text
+    assert cfg.train.chunked_cross_entropy and "`chunked_cross_entropy` is skipped: multimodal models" in caplog.text
 
 
 def test_gptq_checkpoints_load_through_transformers_on_a_gpu_and_say_why_not_here(make_config):

@@ -113,12 +113,12 @@ def test_added_tokens_overrides(make_config):
         load_tokenizer(make_config(added_tokens_overrides={200: "x"}))
 
 
-def test_vision_config_needs_image_text_class(make_config, tmp_path):
+def test_vision_config_needs_a_multimodal_class(make_config, tmp_path):
     from transformers import AutoConfig, LlavaConfig
 
     folder = tmp_path / "vlm"
     LlavaConfig(text_config=AutoConfig.from_pretrained(make_config().model.base_model).to_dict()).save_pretrained(folder)
-    with pytest.raises(AxoError, match="vision-language model.*AutoModelForImageTextToText"):
+    with pytest.raises(AxoError, match="multimodal model .llava. that reads images or audio.*AutoModelForMultimodalLM"):
         load_model(make_config(base_model=str(folder)), "fp32")
 
 

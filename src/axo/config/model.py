@@ -3,7 +3,7 @@
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from axo.config.base import Area
 from axo.config.compat import COMBINATIONS
@@ -13,8 +13,11 @@ TASKS = {
     "ForCausalLM": "causal_lm",
     "ForSequenceClassification": "sequence_classification",
     "ForTokenClassification": "token_classification",  # process reward models
-    "ForImageTextToText": "image_text_to_text",
-    "ForConditionalGeneration": "image_text_to_text",  # LlavaForConditionalGeneration, ...
+    # Models a processor feeds images or audio (Llava, Gemma 3, Qwen2-Audio...): their own classes end in
+    # ForConditionalGeneration; AutoModelForMultimodalLM covers image-text and audio-text ones alike.
+    "ForImageTextToText": "multimodal_lm",
+    "ForMultimodalLM": "multimodal_lm",
+    "ForConditionalGeneration": "multimodal_lm",
 }
 Attention = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
 HUB_KERNEL = re.compile(r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")  # e.g. kernels-community/flash-attn
@@ -36,7 +39,8 @@ class ModelConfig(Area):
     model_type: str = Field(
         "AutoModelForCausalLM",
         description="transformers class that loads the model: AutoModelForCausalLM, "
-        "AutoModelForSequenceClassification, AutoModelForImageTextToText, or a model-specific class.",
+        "AutoModelForSequenceClassification, AutoModelForMultimodalLM (images or audio), or a model-specific class. "
+        "Unset, a config that sets `processor_type` (as Axolotl's multimodal ones do) means AutoModelForMultimodalLM.",
     )
     model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of the model.")
     num_labels: int | None = Field(None, gt=0, description="Output labels of a sequence-classification head.")
@@ -48,7 +52,7 @@ class ModelConfig(Area):
     )
     tokenizer_type: str = Field("AutoTokenizer", description="transformers tokenizer class.")
     tokenizer_config: str | None = Field(None, description="Where to read the tokenizer from, if not `base_model`.")
-    processor_type: str = Field("AutoProcessor", description="Processor class for image-text-to-text models.")
+    processor_type: str = Field("AutoProcessor", description="Processor class of a multimodal (image or audio) model.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint. Off unless set.")
     llama4_linearized_experts: bool = Field(
         False, description="The checkpoint is one of Axolotl's linearized Llama 4 ones: each expert's projections are "
@@ -124,6 +128,14 @@ class ModelConfig(Area):
         if not value.isidentifier():
             raise ValueError(f"{value!r} is not a class name")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _processor_means_multimodal(cls, data):
+        # Axolotl picks its multimodal loader from `processor_type` alone; its configs name no class.
+        if isinstance(data, dict) and data.get("processor_type") and not data.get("model_type"):
+            data = {**data, "model_type": "AutoModelForMultimodalLM"}
+        return data
 
     def check(self):
         if self.num_labels is not None and self.task not in ("sequence_classification", "token_classification"):

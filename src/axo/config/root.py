@@ -88,23 +88,21 @@ def _quantized_base_needs_adapter(quant: QuantizationConfig, lora: AdapterConfig
         yield ("model_quantization_config",), "needs `adapter: lora` (quantized weights cannot be trained directly)"
 
 
-def _image_rows(model: ModelConfig, data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:
-    if model.task != "image_text_to_text":
+def _multimodal_rows(model: ModelConfig, data: DataConfig, train: TrainingConfig) -> Iterator[Problem]:
+    if model.task != "multimodal_lm":
         return
     if train.chunked_cross_entropy:
-        yield ("chunked_cross_entropy",), Skipped("image-text models compute their own loss over whole logits")
-    if data.sample_packing:
-        yield ("sample_packing",), Skipped("image-text rows are not packed yet; each conversation trains whole, "
-                                           "padded to the longest of its micro-batch")
+        yield ("chunked_cross_entropy",), Skipped("multimodal models compute their own loss over whole logits")
+    # sample_packing: warned about with the family's reason once the processor is loaded (data/media.py)
     if data.pretraining_dataset:
-        yield ("pretraining_dataset",), ("does not apply to image-text-to-text models (they train whole "
+        yield ("pretraining_dataset",), ("does not apply to multimodal models (they train whole "
                                          "conversations); remove it")
     if data.excess_length_strategy == "truncate":
-        yield ("excess_length_strategy",), ("`truncate` would cut image tokens apart; image-text rows can only be "
+        yield ("excess_length_strategy",), ("`truncate` would cut image or audio tokens apart; multimodal rows can only be "
                                             "dropped or refused (drop, raise)")
     for i, ds in enumerate(data.datasets or []):
         if ds.type != "chat_template":
-            yield ("datasets", i, "type"), "image-text-to-text models read `type: chat_template` rows (with images)"
+            yield ("datasets", i, "type"), "multimodal models read `type: chat_template` rows (with images or audio)"
 
 
 def _rows_fit_the_method(rl: RLConfig, data: DataConfig, model: ModelConfig) -> Iterator[Problem]:
@@ -228,7 +226,7 @@ def _user_code(data: DataConfig, rl: RLConfig) -> list[Problem]:
     return check_user_code(data, rl)
 
 
-RULES = [_eval_needs_data, _generation_eval_needs_sft, _quantized_base_needs_adapter, _image_rows, _rows_fit_the_method,
+RULES = [_eval_needs_data, _generation_eval_needs_sft, _quantized_base_needs_adapter, _multimodal_rows, _rows_fit_the_method,
          _fresh_weights_are_not_quantized, _loraplus_builds_adamw, _length_grouping_needs_plain_rows,
          _qat_on_whole_layers, _lisa_needs_whole_layers, _muon_needs_whole_matrices, _streams_need_max_steps,
          _distillation_has_one_teacher, _user_code]

@@ -1,5 +1,5 @@
 """What the SFT Trainer gets: the prepared rows (packed where the config says so) and the collator
-that batches them; image-text rows are batched by the model's processor."""
+that batches them; multimodal rows are batched by the model's processor."""
 
 import logging
 from dataclasses import dataclass, field
@@ -22,10 +22,12 @@ class TrainerInputs:
 
 def trainer_inputs(cfg: Config, data: Prepared, text: Processing) -> TrainerInputs:
     if text.processor is not None:
-        from axo.data.vision import VisionCollator
+        from axo.data.media import MediaCollator, warn_not_packed
 
+        if cfg.data.sample_packing:
+            warn_not_packed(text.processor)
         ctx = context(cfg, text.chat, "datasets", 0, text.tokenizer, text.processor)
-        return TrainerInputs(data.train, data.eval, VisionCollator(text.processor, ctx, cfg.data.train_on_inputs))
+        return TrainerInputs(data.train, data.eval, MediaCollator(text.processor, ctx, cfg.data.train_on_inputs))
     from axo.data.collator import Collator
     from axo.data.packing import trainer_datasets
 

@@ -48,7 +48,7 @@ def load_processing(cfg: Config, tokenizer=None) -> Processing:
     from axo.model.tokenizer import load_processor, load_tokenizer
 
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg)
-    processor = load_processor(cfg, tokenizer) if cfg.model.task == "image_text_to_text" else None
+    processor = load_processor(cfg, tokenizer) if cfg.model.task == "multimodal_lm" else None
     return Processing(tokenizer, processor, setup_chat(cfg, tokenizer, processor))
 
 

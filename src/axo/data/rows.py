@@ -165,13 +165,18 @@ def statistics(key: str, path: str, rows_in: int, fates, stat_columns: tuple[str
 
     lengths = of_kept("length")
     stats["tokens"] = sum(lengths)
-    if "trained" in stat_columns:
-        stats["trained_tokens"] = sum(of_kept("trained"))
+    for column in stat_columns:
+        if column in TOTALS:
+            stats[TOTALS[column]] = sum(of_kept(column))
     stats.update(_percentiles("len", lengths))
     for column in stat_columns:
-        if column != "trained":
+        if column not in TOTALS:
             stats.update(_percentiles(column, of_kept(column)))
     return stats
+
+
+# Per-row counts reported as totals over the kept rows (the other STATS as length percentiles).
+TOTALS = {"trained": "trained_tokens", "n_images": "images", "n_audios": "audio_clips"}
 
 
 def _percentiles(name: str, values: list[int]) -> dict:
@@ -300,11 +305,11 @@ def _check_tokens(row: dict, vocab: int) -> tuple[list[int], list[int]]:
 
 
 def sft_rows(cfg: Config, ctx: Context):
-    """SFT's row kind for a dataset entry: image-text rows for image-text models, else by `type`."""
-    if cfg.model.task == "image_text_to_text":
-        from axo.data.vision import ImageRows
+    """SFT's row kind for a dataset entry: rows with images or audio for multimodal models, else by `type`."""
+    if cfg.model.task == "multimodal_lm":
+        from axo.data.media import MediaRows
 
-        return ImageRows(cfg, ctx)
+        return MediaRows(cfg, ctx)
     return PretokenizedRows(cfg, ctx) if ctx.ds.type is None else TextRows(cfg, ctx)
 
 

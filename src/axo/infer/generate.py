@@ -54,7 +54,7 @@ def load_generator(cfg: Config, checkpoint: str | None = None) -> Generator:
     from axo.data.rows import TextRows, row_kind
     from axo.model.loader import load_for_inference
 
-    if not cfg.method.generates or cfg.model.task == "image_text_to_text":
+    if not cfg.method.generates or cfg.model.task == "multimodal_lm":
         task = cfg.model.task.replace("_", "-")
         raise AxoError("`axo inference` generates text from a prompt; this config trains "
                        f"{training_name(cfg.method)} with a {task} model, which it cannot prompt that way.")

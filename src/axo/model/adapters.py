@@ -10,20 +10,22 @@ from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "token_classification": "TOKEN_CLS",
-              "image_text_to_text": "CAUSAL_LM"}
+              "multimodal_lm": "CAUSAL_LM"}
 
 
 def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), linear_names: list[str] = (),
-                   tied_embeddings: bool = False, not_linear: list[str] = ()):
+                   tied_embeddings: bool = False, not_linear: list[str] = (), tower: list[str] = ()):
+    """`tower`: full names of linears LoRA leaves alone (a multimodal model's vision or audio side)."""
     from peft import LoraConfig
 
-    targets, excluded = a.lora_target_modules, None
+    targets, excluded = a.lora_target_modules, []
     if a.lora_target_linear:
         # peft's "all-linear" cannot be combined with layers_to_transform; explicit names can
         targets = list(linear_names) if a.peft_layers_to_transform else "all-linear"
-        excluded = list(not_linear) or None
+        excluded = list(not_linear)
+    excluded += tower
     return LoraConfig(
-        exclude_modules=excluded,
+        exclude_modules=excluded or None,
         r=a.lora_r,
         lora_alpha=a.lora_alpha,
         lora_dropout=a.lora_dropout,
@@ -45,6 +47,21 @@ def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), l
         layer_replication=a.peft_layer_replication,
         **({} if a.peft_init_lora_weights is None else {"init_lora_weights": a.peft_init_lora_weights}),
     )
+
+
+def tower_linears(model, task: str, a: AdapterConfig) -> list[str]:
+    """Full names of the linears in a multimodal model's vision or audio modules, which LoRA leaves as
+    loaded unless its targets say where they are: `lora_target_linear`, leaf names ("q_proj") and
+    peft's defaults match anywhere, so they mean the language model; a dotted name or a regular
+    expression over whole names reaches the tower when it names it."""
+    import torch
+
+    targets = a.lora_target_modules
+    if task != "multimodal_lm" or not a.lora_target_linear and (
+            isinstance(targets, str) or any("." in t for t in targets or ())):
+        return []
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+            and any(part in MULTIMODAL_MODULES for part in name.split("."))]
 
 
 def _token_rows(asked, new_token_ids) -> list[int] | dict | None:
@@ -93,13 +110,14 @@ MULTIMODAL_MODULES = ("vision_tower", "vision_model", "vision_encoder", "embed_v
 
 
 def freeze_multimodal(model) -> int:
-    frozen = 0
+    frozen, found = 0, False
     for name, param in model.named_parameters():
-        if param.requires_grad and any(part in MULTIMODAL_MODULES for part in name.split(".")):
+        if any(part in MULTIMODAL_MODULES for part in name.split(".")):
+            found = True
+            frozen += param.numel() if param.requires_grad else 0
             param.requires_grad = False
-            frozen += param.numel()
-    if not frozen:
-        raise AxoError("`freeze_mm_modules`: this model has no trainable vision or audio modules (none named "
+    if not found:
+        raise AxoError("`freeze_mm_modules`: this model has no vision or audio modules (none named "
                        + ", ".join(MULTIMODAL_MODULES) + "). Fix: remove the key.")
     log.info("freeze_mm_modules: %s parameters of the vision/audio modules stay as loaded", f"{frozen:,}")
     return frozen
@@ -132,8 +150,12 @@ def _wrap_in_adapter(model, cfg: Config, new_token_ids):
         log.info("Continuing training of the adapter in %s", a.lora_model_dir)
         return PeftModel.from_pretrained(model, a.lora_model_dir, is_trainable=True)
     tied = bool(getattr(model.config, "tie_word_embeddings", False)) and model.get_output_embeddings() is not None
+    tower = tower_linears(model, cfg.model.task, a)
+    if tower:
+        log.info("LoRA adapts the language model; the %d linear layers of the vision/audio modules stay as "
+                 "loaded (to adapt them, name them by path in lora_target_modules)", len(tower))
     return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied,
-                                                not_linear_names(model)))
+                                                not_linear_names(model), tower))
 
 
 # What peft puts into a parameter's name: its wrapper's prefix and the adapter's own pieces.

@@ -30,9 +30,9 @@ def load_config(cfg: Config):
     if cfg.quant.gptq and str(method).lower() != "gptq":
         raise AxoError(f"`gptq: true`, but {m.base_model!r} is not a GPTQ checkpoint (its config.json has "
                        f"quantization_config.quant_method {method!r}). Fix: a GPTQ model, or remove `gptq`.")
-    if m.task == "causal_lm" and hasattr(config, "vision_config"):
-        raise AxoError(f"`base_model` {m.base_model!r} is a vision-language model ({config.model_type}). "
-                       "Fix: set `model_type: AutoModelForImageTextToText`.")
+    if m.task == "causal_lm" and (hasattr(config, "vision_config") or hasattr(config, "audio_config")):
+        raise AxoError(f"`base_model` {m.base_model!r} is a multimodal model ({config.model_type}) that reads "
+                       "images or audio. Fix: set `model_type: AutoModelForMultimodalLM`.")
     return config
 
 

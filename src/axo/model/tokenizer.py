@@ -124,7 +124,7 @@ def _rename_added_tokens(tokenizer, overrides: dict[int, str]):
 
 
 def load_processor(cfg: Config, tokenizer):
-    """The processor of an image-text-to-text model, with axo's tokenizer inside it."""
+    """The processor of a multimodal (image or audio) model, with axo's tokenizer inside it."""
     import transformers
 
     m = cfg.model

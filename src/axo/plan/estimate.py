@@ -266,7 +266,7 @@ def _torch_name(setup: Setup) -> str:
 def _with_adapter(model, cfg: Config, setup: Setup):
     from peft import get_peft_model
 
-    from axo.model.adapters import linear_module_names, not_linear_names, to_lora_config
+    from axo.model.adapters import linear_module_names, not_linear_names, to_lora_config, tower_linears
 
     lora = cfg.lora if cfg.lora.adapter else cfg.lora.model_copy(update={"adapter": setup.adapter,
                                                                            "lora_target_linear": True})
@@ -276,7 +276,7 @@ def _with_adapter(model, cfg: Config, setup: Setup):
     with warnings.catch_warnings():  # peft's own deprecation notices belong to training, not to the plan
         warnings.simplefilter("ignore", FutureWarning)
         return get_peft_model(model, to_lora_config(lora, cfg.model.task, (), linear_module_names(model), tied,
-                                                    not_linear_names(model)))
+                                                    not_linear_names(model), tower_linears(model, cfg.model.task, lora)))
 
 
 def _layer_list(model):
@@ -392,7 +392,7 @@ def _count_activations(model, cfg: Config, setup: Setup, fig: Figures) -> None:
 
     tokens = math.ceil(setup.sequence_len / setup.context_parallel)
     ids = torch.zeros(setup.micro_batch * setup.sequences_per_row, tokens, dtype=torch.long, device="meta")
-    labels = ids if cfg.model.task in ("causal_lm", "image_text_to_text") else None
+    labels = ids if cfg.model.task in ("causal_lm", "multimodal_lm") else None
     model.train()
     kept = dict(container._modules)
     if same:  # identical layers save identical tensors: run one, count it for all

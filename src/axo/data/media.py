@@ -1,0 +1,178 @@
+"""Rows with images or audio for multimodal models: `{type: image}` parts take the row's `images`
+column in order, `{type: audio}` parts its `audios`. Rows stay raw until batching: the collator
+renders each conversation (the same turn-by-turn masking as text chat), then lets the model's
+processor insert the image or audio tokens and their features, and carries the labels across that
+expansion. While preparing, each row is read the same way once to check it (a file that does not
+decode is that row's error) and to measure its length after the processor's expansion, so
+`sequence_len` and the other length keys mean what they mean for text."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from axo.data.formats import chat_template
+from axo.data.formats.base import Context, RowError
+from axo.data.rows import RowKind
+from axo.data.tokenize import IGNORE, encode
+from axo.errors import AxoError
+
+log = logging.getLogger("axo")
+
+
+def load_image(value, data=None):
+    """The row's image as RGB, resized as `image_size` says (`data`: the DataConfig)."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return _resized(value.convert("RGB"), data)
+    if isinstance(value, dict) and value.get("path"):  # datasets' Image feature, undecoded
+        value = value["path"]
+    if isinstance(value, str) and Path(value).is_file():
+        try:
+            return _resized(Image.open(value).convert("RGB"), data)
+        except OSError as err:
+            raise RowError("images", f"{value!r} is not a readable image ({err})", "Fix or remove the file.") from None
+    raise RowError("images", f"{str(value)[:80]!r} is neither a readable file nor an image",
+                   "Fix the `images` column (paths relative to where axo runs, or images).")
+
+
+def _resized(image, data):
+    """`image_size` as Axolotl reads it: a number, the image fitted inside that square with its aspect
+    kept and padded black; [width, height], resized to exactly that."""
+    size = data.image_size if data is not None else None
+    if size is None:
+        return image
+    from PIL import Image, ImageOps
+
+    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}[data.image_resize_algorithm]
+    if isinstance(size, int):
+        return ImageOps.pad(image, (size, size), method=resample, color=(0, 0, 0))
+    return image.resize(tuple(size), resample)
+
+
+def load_audio(value, processor):
+    """The row's audio as a mono waveform at the processor's sampling rate."""
+    from transformers.audio_utils import load_audio as decode
+
+    try:
+        import soundfile  # noqa: F401  (what transformers decodes files with here)
+    except ImportError:
+        raise AxoError("rows with `audios` need the soundfile package. Fix: pip install 'axo[audio]'.") from None
+
+    if isinstance(value, dict) and value.get("array") is not None:  # datasets' Audio feature, decoded
+        return decode(value["array"])
+    if isinstance(value, dict) and value.get("path"):
+        value = value["path"]
+    if not (isinstance(value, str) and Path(value).is_file()):
+        raise RowError("audios", f"{str(value)[:80]!r} is not a readable file",
+                       "Fix the `audios` column (paths relative to where axo runs).")
+    try:
+        return decode(value, sampling_rate=processor.feature_extractor.sampling_rate)
+    except Exception as err:  # soundfile's and the resampler's errors have no common base
+        raise RowError("audios", f"{value!r} is not a readable audio file ({err})",
+                       "Fix or remove the file.") from None
+
+
+def media(row: dict, processor, data=None) -> dict:
+    """The processor's keyword arguments for one row's images and audio (none when it has neither)."""
+    out = {}
+    if row.get("images"):
+        out["images"] = [load_image(v, data) for v in row["images"]]
+    if row.get("audios"):
+        out["audio"] = [load_audio(v, processor) for v in row["audios"]]
+    return out
+
+
+def process(processor, texts: list[str], rows_media: list[dict], **kwargs):
+    """The processor on a batch: images nested per row, audio flat (each processor's own convention).
+    A template that writes the BOS itself gets no second one, as in the processor's own
+    apply_chat_template (what inference will feed the model)."""
+    bos = processor.tokenizer.bos_token
+    if bos and all(text.startswith(bos) for text in texts):
+        kwargs["add_special_tokens"] = False
+    if any("images" in m for m in rows_media):
+        kwargs["images"] = [m.get("images") for m in rows_media]
+    if any("audio" in m for m in rows_media):
+        kwargs["audio"] = [a for m in rows_media for a in m.get("audio", [])]
+        kwargs["sampling_rate"] = processor.feature_extractor.sampling_rate
+    return processor(text=texts, **kwargs)
+
+
+def expanding_tokens(processor) -> set[int]:
+    """The ids the processor repeats once per patch or audio frame."""
+    tokens = [getattr(processor, name, None) for name in ("image_token", "audio_token")]
+    return {processor.tokenizer.convert_tokens_to_ids(t) for t in tokens if t}
+
+
+class MediaRows(RowKind):
+    STATS = ("trained", "n_images", "n_audios")
+
+    def columns(self, raw) -> list[str]:
+        return list(raw.column_names)
+
+    def read(self, row: dict) -> dict:
+        segments = chat_template.segments(row, self.ctx)
+        text = "".join(piece for piece, _ in segments)
+        expanded = process(self.ctx.processor, [text], [media(row, self.ctx.processor, self.cfg.data)])["input_ids"][0]
+        [(_, labels)] = encode(self.ctx.tokenizer, [segments], False, self.cfg.data.train_on_inputs)
+        return {**row, "length": len(expanded), "trained": sum(1 for t in labels if t != IGNORE),
+                "n_images": len(row.get("images") or []), "n_audios": len(row.get("audios") or [])}
+
+    def prompt(self, text: str) -> tuple[str, bool]:
+        return chat_template.prompt(text, self.ctx), False
+
+
+# Why multimodal rows are not packed, per family (by processor class). Packing only buys speed: each
+# conversation trains whole instead, so what is learned is the same.
+NOT_PACKED = {
+    "MllamaProcessor": "its images reach the text through a cross-attention mask built per conversation",
+    "Qwen2VLProcessor": "its M-RoPE positions are computed over a whole sequence from `image_grid_thw`, so they "
+                        "cannot restart for each packed row",
+    "Gemma3Processor": "its image tokens attend to each other both ways, through a mask built over the whole "
+                       "sequence that packing's block-diagonal mask would replace",
+}
+NOT_PACKED["Qwen2_5_VLProcessor"] = NOT_PACKED["Qwen3VLProcessor"] = NOT_PACKED["Qwen2VLProcessor"]
+NOT_PACKED["Gemma3nProcessor"] = NOT_PACKED["Gemma3Processor"]
+
+
+def warn_not_packed(processor) -> None:
+    name = type(processor).__name__
+    reason = NOT_PACKED.get(name, "its processor computes image or audio features per conversation, and "
+                                  "packing several conversations' features into one sequence is not built yet")
+    log.warning("sample_packing: rows are not packed for %s: %s. Each conversation trains whole, padded to the "
+                "longest of its micro-batch (the same learning, slower).", name, reason)
+
+
+class MediaCollator:
+    def __init__(self, processor, ctx: Context, train_on_inputs: bool = False):
+        self.processor, self.ctx, self.train_on_inputs = processor, ctx, train_on_inputs
+        self.expanding = expanding_tokens(processor)
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        # prepared rows: each was read this way once already
+        segments = [chat_template.segments(row, self.ctx) for row in rows]
+        texts = ["".join(text for text, _ in segs) for segs in segments]
+        unexpanded = encode(self.processor.tokenizer, segments, False, self.train_on_inputs)
+        batch = process(self.processor, texts, [media(row, self.processor, self.ctx.data) for row in rows],
+                        padding=True, return_tensors="pt")
+        batch["labels"] = torch.stack([
+            self._expand(ids, labels, row_ids) for (ids, labels), row_ids in zip(unexpanded, batch["input_ids"])])
+        return dict(batch)
+
+    def _expand(self, ids: list[int], labels: list[int], processed: torch.Tensor) -> torch.Tensor:
+        """Labels for the processor's ids: they are our ids with each image or audio token repeated for
+        its patches or frames (and padding), so walk both; those and padding positions never train."""
+        out = torch.full_like(processed, IGNORE)
+        j = 0
+        for i, token in enumerate(processed.tolist()):
+            if j < len(ids) and token == ids[j]:
+                out[i] = labels[j] if token not in self.expanding else IGNORE
+                j += 1 if token not in self.expanding or self._run_ends(processed, i) else 0
+        if j != len(ids):
+            raise AxoError("the processor changed the text beyond inserting image or audio tokens, so labels cannot "
+                           "be placed. Fix: use the processor's own chat template.")
+        return out
+
+    def _run_ends(self, processed: torch.Tensor, i: int) -> bool:
+        return i + 1 >= len(processed) or processed[i + 1].item() != processed[i].item()

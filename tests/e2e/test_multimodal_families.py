@@ -1,0 +1,183 @@
+"""Multimodal families, each built tiny from its own config classes with a processor constructed
+locally (examples/make_tiny_multimodal.py; nothing downloads): the labels follow the processor's own
+expansion of the image or audio tokens (only the assistant's answer trains), the loss falls, and the
+output reloads in plain transformers. Images of several sizes and clips of two lengths, so families
+that tile or resize per image (Llava-Next's anyres) or count frames expand them differently within
+one batch."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from axo.data.media import expanding_tokens
+from axo.data.tokenize import IGNORE
+from axo.train.sft import train
+from conftest import read_log_history
+from make_tiny_multimodal import AUDIO, FAMILIES, write_colour_rows, write_tone_rows
+
+# Families whose number of image or audio tokens depends on the image's size or the clip's length.
+EXPANDS_PER_SIZE = {"llava_next", "idefics3", "qwen2_audio"}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request, tmp_path_factory) -> tuple[Path, str, str]:
+    folder = tmp_path_factory.mktemp(request.param)
+    return folder, FAMILIES[request.param](folder), request.param
+
+
+@pytest.fixture(scope="module")
+def rows(family, tmp_path_factory) -> Path:
+    """Red or blue images of three shapes (the answer is the colour), or low or high tones of two
+    lengths (the answer is the pitch)."""
+    if family[2] in AUDIO:
+        return write_tone_rows(tmp_path_factory.mktemp("tones"), seconds=[0.3, 0.6])
+    return write_colour_rows(tmp_path_factory.mktemp("colours"), sizes=[(16, 16), (32, 16), (24, 40)])
+
+
+def own_expansion(processor, row: dict, template: str | None = None) -> list[int]:
+    """The ids of the processor's own apply_chat_template for a row, its images or clips given by path
+    in the message parts (where the processor's own loaders read them)."""
+    files = iter(row.get("images") or row.get("audios"))
+    messages = [{**m, "content": [{**part, "path": next(files)} if part["type"] in ("image", "audio") else part
+                                  for part in m["content"]]} for m in row["messages"]]
+    return list(processor.apply_chat_template(messages, chat_template=template, tokenize=True,
+                                              return_dict=True)["input_ids"][0])
+
+
+def test_labels_follow_the_processors_own_expansion(make_config, family, rows):
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+
+    folder, _, name = family
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM",
+                      datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    first = [data.train[i] for i in range(3)]  # three image shapes (two clip lengths) in one batch
+    batch = trainer_inputs(cfg, data, text).collator(first)
+    processor = text.processor
+    assert data.stats[0]["images"] + data.stats[0]["audio_clips"] == 16  # counted by `axo preprocess`
+    for i, row in enumerate(first):
+        ids = batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist()
+        assert ids == own_expansion(processor, row)  # the processor's expansion, untouched
+        labels = batch["labels"][i][batch["attention_mask"][i].bool()]
+        answer = row["messages"][1]["content"][0]["text"]
+        assert processor.tokenizer.decode(torch.tensor(ids)[labels != IGNORE]) == answer + "<|im_end|>"
+    [expanding] = expanding_tokens(processor)
+    counts = [(batch["input_ids"][i] == expanding).sum().item() for i in range(3)]
+    assert (len(set(counts)) > 1) == (name in EXPANDS_PER_SIZE), counts  # sizes expanded differently, or not
+
+
+def test_sample_packing_is_declined_with_the_familys_reason(make_config, family, rows, caplog):
+    """Packing multimodal rows is not built: the run says why for this family and trains each
+    conversation whole (one row per sequence, as without packing)."""
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+
+    folder, _, name = family
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", sample_packing=True,
+                      datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    with caplog.at_level("WARNING", logger="axo"):
+        inputs = trainer_inputs(cfg, data, text)
+    reason = {"mllama": "cross-attention mask", "gemma3": "attend to each other both ways"}.get(name, "not built yet")
+    assert f"rows are not packed for {type(text.processor).__name__}" in caplog.text and reason in caplog.text
+    assert len(inputs.train) == 16 and inputs.collator(list(inputs.train)[:4])["input_ids"].shape[0] == 4
+
+
+# Axolotl's named template of each family built here that has one.
+NAMED = {"llava": "llava", "gemma3": "gemma3", "mllama": "llama3_2_vision"}
+
+
+def test_named_templates_place_the_image_where_the_processor_expands_it(make_config, family, rows):
+    """`chat_template: gemma3` (and the others) write the family's turns and its image placeholder;
+    the processor expands that placeholder, and only the answer and its end of turn train."""
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.family_templates import FAMILIES as TEMPLATES
+    from axo.data.prepare import prepare
+
+    folder, _, name = family
+    if name not in NAMED:
+        pytest.skip(f"Axolotl has no named template for {name}")
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", chat_template=NAMED[name],
+                      datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    batch = trainer_inputs(cfg, data, text).collator([data.train[0], data.train[1]])
+    end = TEMPLATES[NAMED[name]].ends["assistant"].replace("{eos}", text.tokenizer.eos_token)
+    for i in range(2):
+        row = data.train[i]
+        ids = batch["input_ids"][i][batch["attention_mask"][i].bool()]
+        assert ids.tolist() == own_expansion(text.processor, row, text.tokenizer.chat_template)
+        labels = batch["labels"][i][batch["attention_mask"][i].bool()]
+        answer = row["messages"][1]["content"][0]["text"]
+        # (Llava's " red " : the space after "ASSISTANT:" and the answer are one token)
+        assert text.tokenizer.decode(ids[labels != IGNORE]).strip() == (answer + end).strip()
+
+
+def test_the_loss_falls_and_the_output_reloads(make_config, family, rows):
+    from transformers import AutoModelForMultimodalLM
+
+    folder, model_class, _ = family
+    cfg = make_config(base_model=str(folder), processor_type="AutoProcessor",  # model class from processor_type
+                      datasets=[{"path": str(rows), "type": "chat_template"}], max_steps=10,
+                      micro_batch_size=4, learning_rate=1e-2)
+    train(cfg)
+    out = Path(cfg.train.output_dir)
+    losses = [e["loss"] for e in read_log_history(out) if "loss" in e]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert type(AutoModelForMultimodalLM.from_pretrained(out)).__name__ == model_class
+    assert (out / "processor_config.json").exists() or (out / "preprocessor_config.json").exists()
+
+
+def test_image_size_makes_every_image_one_shape(make_config, family, rows):
+    """`image_size: 16` pads each image into a 16x16 square (Axolotl's reading), so Llava-Next's tiles
+    and Idefics3's splits come out the same for every row."""
+    from axo.data.batches import trainer_inputs
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+
+    folder, _, name = family
+    if name in AUDIO:
+        pytest.skip("audio rows have no images")
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", image_size=16,
+                      image_resize_algorithm="bicubic", datasets=[{"path": str(rows), "type": "chat_template"}],
+                      shuffle_merged_datasets=False)
+    text = load_processing(cfg)
+    data = prepare(cfg, text.tokenizer, text.chat, text.processor)
+    batch = trainer_inputs(cfg, data, text).collator([data.train[i] for i in range(3)])
+    image_id = text.processor.tokenizer.convert_tokens_to_ids(text.processor.image_token)
+    counts = [(ids == image_id).sum().item() for ids in batch["input_ids"]]
+    assert len(set(counts)) == 1, counts  # three shapes in, one expansion out
+
+
+def test_a_corrupt_image_or_audio_file_is_a_row_error(make_config, family, rows, tmp_path):
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+    from axo.errors import AxoError
+
+    folder, _, name = family
+    field, kind = ("audios", "audio file") if name in AUDIO else ("images", "image")
+    broken_file = tmp_path / ("broken.wav" if name in AUDIO else "broken.png")
+    broken_file.write_bytes(b"RIFF not really")
+    lines = rows.read_text().splitlines()[:3]
+    broken = json.loads(lines[1])
+    broken[field] = [str(broken_file)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join([lines[0], json.dumps(broken), lines[2]]) + "\n")
+
+    def config(**keys):
+        return make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", **keys,
+                           datasets=[{"path": str(data), "type": "chat_template"}])
+
+    text = load_processing(config())
+    with pytest.raises(AxoError, match=rf"row 2: field '{field}' .*{broken_file.name}' is not a readable {kind}"):
+        prepare(config(), text.tokenizer, text.chat, text.processor)
+    kept = prepare(config(skip_bad_rows=True), text.tokenizer, text.chat, text.processor)
+    assert kept.stats[0]["skipped_bad"] == 1 and len(kept.train) == 2
