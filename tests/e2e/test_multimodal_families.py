@@ -71,23 +71,45 @@ def test_labels_follow_the_processors_own_expansion(make_config, family, rows):
     assert (len(set(counts)) > 1) == (name in EXPANDS_PER_SIZE), counts  # sizes expanded differently, or not
 
 
-def test_sample_packing_is_declined_with_the_familys_reason(make_config, family, rows, caplog):
-    """Packing multimodal rows is not built: the run says why for this family and trains each
-    conversation whole (one row per sequence, as without packing)."""
+# Families whose rows pack (data/media.py PACKABLE); the others say why not.
+PACKED = {"llava", "llava_next", "idefics3", "qwen2_audio"}
+
+
+def test_packed_rows_give_the_unpacked_loss_or_the_family_says_why_not(make_config, family, rows, caplog):
+    """`sample_packing` puts several conversations, with their images or clips, in one sequence whose
+    position_ids restart at each: the loss over two packs equals the loss over their rows unpacked.
+    A family whose model cannot keep packed rows apart trains each conversation whole, and the run
+    says why."""
+    from transformers import AutoModelForMultimodalLM
+
     from axo.data.batches import trainer_inputs
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
+    from axo.model.patches import apply_patches
 
     folder, _, name = family
     cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", sample_packing=True,
-                      datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
+                      sequence_len=256, datasets=[{"path": str(rows), "type": "chat_template"}])
     text = load_processing(cfg)
     data = prepare(cfg, text.tokenizer, text.chat, text.processor)
     with caplog.at_level("WARNING", logger="axo"):
         inputs = trainer_inputs(cfg, data, text)
-    reason = {"mllama": "cross-attention mask", "gemma3": "attend to each other both ways"}.get(name, "not built yet")
-    assert f"rows are not packed for {type(text.processor).__name__}" in caplog.text and reason in caplog.text
-    assert len(inputs.train) == 16 and inputs.collator(list(inputs.train)[:4])["input_ids"].shape[0] == 4
+    if name not in PACKED:
+        reason = {"mllama": "cross-attention mask", "gemma3": "attend to each other both ways"}[name]
+        assert f"rows are not packed for {type(text.processor).__name__}: " in caplog.text and reason in caplog.text
+        assert len(inputs.train) == 16 and inputs.collator([inputs.train[i] for i in range(4)])["input_ids"].shape[0] == 4
+        return
+    assert "not packed" not in caplog.text
+    packs = [inputs.train[i]["pack"] for i in range(len(inputs.train))]
+    assert len(packs) < 16 and sorted(len(p) for p in packs)[-1] > 1 and sum(map(len, packs)) == 16
+    packed = inputs.collator([{"pack": p} for p in packs[:2]])
+    plain = inputs.collator([row for p in packs[:2] for row in p])
+    assert packed["input_ids"].shape[0] == 2 and (packed["labels"] != IGNORE).sum() == (plain["labels"] != IGNORE).sum()
+    model = AutoModelForMultimodalLM.from_pretrained(folder).eval()
+    model.config.use_cache = False  # as the Trainer sets it
+    assert apply_patches(model, cfg) == ["no KV cache in a multimodal model's parts"]  # (else rows mix)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**packed).loss, model(**plain).loss, rtol=1e-5, atol=1e-5)
 
 
 # Axolotl's named template of each family built here that has one.
@@ -134,6 +156,22 @@ def test_the_loss_falls_and_the_output_reloads(make_config, family, rows):
     assert losses[-1] < 0.5 * losses[0], losses
     assert type(AutoModelForMultimodalLM.from_pretrained(out)).__name__ == model_class
     assert (out / "processor_config.json").exists() or (out / "preprocessor_config.json").exists()
+
+
+def test_lora_adapts_the_language_model_only(make_config, family):
+    """`lora_target_linear` on each family: adapters on the language model's layers, none on the vision
+    or audio tower or its projector (whatever the family calls them)."""
+    from transformers import AutoModelForMultimodalLM
+
+    from axo.model.adapters import apply_adapter
+
+    folder, _, _ = family
+    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", adapter="lora",
+                      lora_target_linear=True, datasets=[{"path": "x.jsonl", "type": "chat_template"}])
+    model = apply_adapter(AutoModelForMultimodalLM.from_pretrained(folder), cfg)
+    adapted = {n.split(".lora_")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert adapted and all(".language_model." in n or ".text_model." in n for n in adapted), adapted
+    assert any(n.endswith("q_proj") for n in adapted) and any(n.endswith("down_proj") for n in adapted)
 
 
 def test_image_size_makes_every_image_one_shape(make_config, family, rows):

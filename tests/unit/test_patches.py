@@ -34,7 +34,9 @@ def compare(make_config, **keys):
 
 
 def test_every_patch_is_listed_with_its_condition():
-    assert [p.name for p in PATCHES] == ["chunked cross-entropy", "activation offloading"]
+    assert [p.name for p in PATCHES] == ["chunked cross-entropy", "activation offloading",
+                                         "no KV cache in a multimodal model's parts"]
+    # (the last one's effect: packed multimodal rows stay apart, test_multimodal_families.py)
 
 
 def test_activation_offloading_keeps_loss_and_gradients(make_config):

@@ -21,25 +21,33 @@ class TrainerInputs:
 
 
 def trainer_inputs(cfg: Config, data: Prepared, text: Processing) -> TrainerInputs:
-    if text.processor is not None:
-        from axo.data.media import MediaCollator, warn_not_packed
-
-        if cfg.data.sample_packing:
-            warn_not_packed(text.processor)
-        ctx = context(cfg, text.chat, "datasets", 0, text.tokenizer, text.processor)
-        return TrainerInputs(data.train, data.eval, MediaCollator(text.processor, ctx, cfg.data.train_on_inputs))
-    from axo.data.collator import Collator
     from axo.data.packing import trainer_datasets
-
     from axo.model.preflight import attention_backend, is_varlen
 
-    d = cfg.data
     flatten = is_varlen(attention_backend(cfg.model.attn_implementation))
+    if text.processor is not None:
+        return _multimodal_inputs(cfg, data, text, flatten)
+    from axo.data.collator import Collator
+
+    d = cfg.data
     split = _packs_per_sequence(cfg, data) if not flatten else 1
     train, ev, stats = trainer_datasets(cfg, data, split)
     # pad_to_sequence_len asks for one constant shape: [micro_batch_size x split, pack length]
     pad_to = d.sequence_len // split if d.pad_to_sequence_len and not flatten else None
     return TrainerInputs(train, ev, Collator(text.tokenizer.pad_token_id, pad_to, flatten), stats, split)
+
+
+def _multimodal_inputs(cfg: Config, data: Prepared, text: Processing, flatten: bool) -> TrainerInputs:
+    """Rows batched by the model's processor; packed where the family allows it (data/media.py)."""
+    from axo.data.media import MediaCollator, packs
+    from axo.data.packing import trainer_datasets
+
+    ctx = context(cfg, text.chat, "datasets", 0, text.tokenizer, text.processor)
+    collator = MediaCollator(text.processor, ctx, cfg.data.train_on_inputs, flatten)
+    if not (cfg.data.sample_packing and packs(text.processor)):
+        return TrainerInputs(data.train, data.eval, collator)
+    train, ev, stats = trainer_datasets(cfg, data)
+    return TrainerInputs(train, ev, collator, stats)
 
 
 def _packs_per_sequence(cfg: Config, data: Prepared) -> int:

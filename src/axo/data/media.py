@@ -107,6 +107,7 @@ def expanding_tokens(processor) -> set[int]:
 
 class MediaRows(RowKind):
     STATS = ("trained", "n_images", "n_audios")
+    KEEP_LENGTH = True  # (packing reads it)
 
     def columns(self, raw) -> list[str]:
         return list(raw.column_names)
@@ -123,8 +124,12 @@ class MediaRows(RowKind):
         return chat_template.prompt(text, self.ctx), False
 
 
-# Why multimodal rows are not packed, per family (by processor class). Packing only buys speed: each
-# conversation trains whole instead, so what is learned is the same.
+# Families whose rows pack exactly (a test per family: packed loss equals unpacked loss): each image's
+# or clip's features fill its own tokens, in order, and the language model keeps the packed rows apart
+# by their position_ids, as for text.
+PACKABLE = {"LlavaProcessor", "LlavaNextProcessor", "Idefics3Processor", "Qwen2AudioProcessor"}
+# Why the others are not packed. Packing only buys speed: each conversation trains whole instead, so
+# what is learned is the same.
 NOT_PACKED = {
     "MllamaProcessor": "its images reach the text through a cross-attention mask built per conversation",
     "Qwen2VLProcessor": "its M-RoPE positions are computed over a whole sequence from `image_grid_thw`, so they "
@@ -136,29 +141,59 @@ NOT_PACKED["Qwen2_5_VLProcessor"] = NOT_PACKED["Qwen3VLProcessor"] = NOT_PACKED[
 NOT_PACKED["Gemma3nProcessor"] = NOT_PACKED["Gemma3Processor"]
 
 
-def warn_not_packed(processor) -> None:
+def packs(processor) -> bool:
+    """Whether `sample_packing` packs this family's rows; if not, the run is told why."""
     name = type(processor).__name__
-    reason = NOT_PACKED.get(name, "its processor computes image or audio features per conversation, and "
-                                  "packing several conversations' features into one sequence is not built yet")
+    if name in PACKABLE:
+        return True
+    reason = NOT_PACKED.get(name, "axo has not verified that this family's model keeps packed rows apart "
+                                  "(packed: " + ", ".join(sorted(PACKABLE)) + ")")
     log.warning("sample_packing: rows are not packed for %s: %s. Each conversation trains whole, padded to the "
                 "longest of its micro-batch (the same learning, slower).", name, reason)
+    return False
 
 
 class MediaCollator:
-    def __init__(self, processor, ctx: Context, train_on_inputs: bool = False):
+    def __init__(self, processor, ctx: Context, train_on_inputs: bool = False, flatten: bool = False):
         self.processor, self.ctx, self.train_on_inputs = processor, ctx, train_on_inputs
+        self.flatten = flatten  # packs for a varlen backend: one sequence per micro-batch (data/collator.py)
         self.expanding = expanding_tokens(processor)
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        # prepared rows: each was read this way once already
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        """A micro-batch of prepared rows (each was read this way once already), or of packs of them."""
+        packed = [item["pack"] if "pack" in item else [item] for item in items]
+        rows = [row for pack in packed for row in pack]
         segments = [chat_template.segments(row, self.ctx) for row in rows]
         texts = ["".join(text for text, _ in segs) for segs in segments]
         unexpanded = encode(self.processor.tokenizer, segments, False, self.train_on_inputs)
-        batch = process(self.processor, texts, [media(row, self.processor, self.ctx.data) for row in rows],
-                        padding=True, return_tensors="pt")
+        batch = dict(process(self.processor, texts, [media(row, self.processor, self.ctx.data) for row in rows],
+                             padding=True, return_tensors="pt"))
         batch["labels"] = torch.stack([
             self._expand(ids, labels, row_ids) for (ids, labels), row_ids in zip(unexpanded, batch["input_ids"])])
-        return dict(batch)
+        if "pack" not in items[0]:
+            return batch
+        return self._joined(batch, [len(rows)] if self.flatten else [len(pack) for pack in packed])
+
+    def _joined(self, batch: dict, sizes: list[int]) -> dict[str, torch.Tensor]:
+        """Each pack's rows end to end in one sequence, with position_ids that restart at each row (as
+        text packs: data/collator.py); the image and audio tensors stay in row order, which is the
+        order of their tokens in the packed sequences."""
+        mask = batch.pop("attention_mask").bool()
+        ids, labels = batch.pop("input_ids"), batch.pop("labels")
+        rows = iter([(ids[i][mask[i]], labels[i][mask[i]]) for i in range(len(ids))])
+        packs = [[next(rows) for _ in range(n)] for n in sizes]
+        width = max(sum(len(row_ids) for row_ids, _ in pack) for pack in packs)
+        out = {"input_ids": torch.full((len(packs), width), self.processor.tokenizer.pad_token_id),
+               "labels": torch.full((len(packs), width), IGNORE), "position_ids": torch.zeros((len(packs), width),
+                                                                                          dtype=torch.long)}
+        for i, pack in enumerate(packs):
+            n = sum(len(row_ids) for row_ids, _ in pack)
+            out["input_ids"][i, :n] = torch.cat([row_ids for row_ids, _ in pack])
+            out["labels"][i, :n] = torch.cat([row_labels for _, row_labels in pack])
+            out["position_ids"][i] = torch.cat([torch.arange(len(row_ids)) for row_ids, _ in pack]
+                                               + [torch.arange(width - n)])  # padding: a row of its own
+        out["labels"][out["position_ids"] == 0] = IGNORE  # no row learns to predict the next one's start
+        return {**batch, **out}
 
     def _expand(self, ids: list[int], labels: list[int], processed: torch.Tensor) -> torch.Tensor:
         """Labels for the processor's ids: they are our ids with each image or audio token repeated for

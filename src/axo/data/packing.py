@@ -87,6 +87,8 @@ class PackedRows:
 
     def __getitem__(self, i: int) -> dict:
         part = self.rows[self.bins[i].tolist()]
+        if "input_ids" not in part:  # multimodal rows stay raw until their processor batches them
+            return {"pack": [dict(zip(part, values)) for values in zip(*part.values())]}
         # per-token columns joined like the tokens (KD rows carry the teacher's candidates per token)
         joined = [c for c in ("input_ids", "labels", "teacher_ids", "teacher_scores") if c in part]
         return {**{c: [v for row in part[c] for v in row] for c in joined},

@@ -104,9 +104,10 @@ def apply_adapter(model, cfg: Config, new_token_ids: list[int] = ()):
 
 
 # Module names that hold a multimodal model's encoders and projectors (Llava, Qwen2-VL, Gemma 3,
-# mllama, Idefics, Voxtral...): a parameter trains with `freeze_mm_modules` only if none is in its path.
+# mllama, Idefics3's `connector`, Qwen2-Audio, Voxtral...): a parameter trains with `freeze_mm_modules`
+# only if none is in its path.
 MULTIMODAL_MODULES = ("vision_tower", "vision_model", "vision_encoder", "embed_vision", "multi_modal_projector",
-                      "visual", "audio_tower", "audio_model", "embed_audio")
+                      "connector", "visual", "audio_tower", "audio_model", "embed_audio")
 
 
 def freeze_multimodal(model) -> int:

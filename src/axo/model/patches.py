@@ -1,5 +1,6 @@
 """Every change axo makes to a loaded model, in one list. Each patch wraps a method of the model
-instance it is given, never a library class or module, and says when it is on. tests/unit/
+instance it is given (or sets a value of its parts' configs), never a library class or module, and
+says when it is on. tests/unit/
 test_patches.py shows what each one changes and that the loss and gradients stay the same.
 
 Other speed-ups are the libraries' own and are only switched on through TrainingArguments
@@ -88,6 +89,17 @@ def chunked_cross_entropy(model, cfg: Config) -> None:
     model.forward = chunked
 
 
+def no_cache_in_parts(model, cfg: Config) -> None:
+    """The Trainer turns the KV cache off in the model's own config (TrainingArguments.use_cache), but a
+    multimodal model's language model reads its sub-config: with the cache on there, it builds a cache
+    no training step reads and, seeing one, does not keep packed rows apart. Off in every part, as the
+    Trainer leaves the top config (config.json says so; generate() turns it back on)."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if getattr(config, "use_cache", None):
+            config.use_cache = False
+
+
 @dataclass(frozen=True)
 class Patch:
     name: str
@@ -100,6 +112,7 @@ PATCHES = [
     Patch("chunked cross-entropy", lambda c: c.train.chunked_cross_entropy and c.model.task == "causal_lm",
           chunked_cross_entropy),
     Patch("activation offloading", lambda c: c.train.gradient_checkpointing == "offload", offload_activations),
+    Patch("no KV cache in a multimodal model's parts", lambda c: c.model.task == "multimodal_lm", no_cache_in_parts),
 ]
 
 
