@@ -137,7 +137,10 @@ def idefics3(folder: Path, weights: bool = True) -> str:
 
 def gemma3(folder: Path, weights: bool = True) -> str:
     """Gemma 3: the processor replaces each `<start_of_image>` with a blank line, the image's soft tokens
-    between begin and end markers, and another blank line (text the label walk steps over)."""
+    between begin and end markers, and another blank line (text the label walk steps over). With
+    pan-and-scan on (`processor_kwargs`), a wide or tall image is also cut into crops, each its own
+    soft tokens, after the words "Here is the original image ... and here are some crops to help you
+    see better"."""
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor
 
     tokenizer = _tokenizer(boi_token="<start_of_image>", eoi_token="<end_of_image>", image_token="<image_soft_token>")

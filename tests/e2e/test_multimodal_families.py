@@ -6,6 +6,7 @@ that tile or resize per image (Llava-Next's anyres) or count frames expand them 
 one batch."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,20 +19,37 @@ from conftest import read_log_history
 from make_tiny_multimodal import AUDIO, FAMILIES, write_colour_rows, write_tone_rows
 
 # Families whose number of image or audio tokens depends on the image's size or the clip's length.
-EXPANDS_PER_SIZE = {"llava_next", "idefics3", "qwen2_audio"}
+EXPANDS_PER_SIZE = {"llava_next", "idefics3", "gemma3_pan_and_scan", "qwen2_audio"}
+# A family's model with options: Gemma 3 with pan-and-scan (a wide or tall image also becomes crops).
+VARIANTS = {"gemma3_pan_and_scan": ("gemma3", {"processor_kwargs": {
+    "do_pan_and_scan": True, "pan_and_scan_min_crop_size": 8, "pan_and_scan_max_num_crops": 2}})}
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
-def family(request, tmp_path_factory) -> tuple[Path, str, str]:
+@dataclass(frozen=True)
+class Family:
+    name: str
+    folder: Path
+    model_class: str
+
+    @property
+    def keys(self) -> dict:
+        """The config keys that train it."""
+        return {"base_model": str(self.folder), "model_type": "AutoModelForMultimodalLM",
+                **VARIANTS.get(self.name, ("", {}))[1]}
+
+
+@pytest.fixture(scope="module", params=[*FAMILIES, *VARIANTS])
+def family(request, tmp_path_factory) -> Family:
     folder = tmp_path_factory.mktemp(request.param)
-    return folder, FAMILIES[request.param](folder), request.param
+    build = FAMILIES[VARIANTS[request.param][0] if request.param in VARIANTS else request.param]
+    return Family(request.param, folder, build(folder))
 
 
 @pytest.fixture(scope="module")
 def rows(family, tmp_path_factory) -> Path:
     """Red or blue images of three shapes (the answer is the colour), or low or high tones of two
     lengths (the answer is the pitch)."""
-    if family[2] in AUDIO:
+    if family.name in AUDIO:
         return write_tone_rows(tmp_path_factory.mktemp("tones"), seconds=[0.3, 0.6])
     return write_colour_rows(tmp_path_factory.mktemp("colours"), sizes=[(16, 16), (32, 16), (24, 40)])
 
@@ -51,8 +69,8 @@ def test_labels_follow_the_processors_own_expansion(make_config, family, rows):
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
 
-    folder, _, name = family
-    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM",
+    name = family.name
+    cfg = make_config(**family.keys,
                       datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
     text = load_processing(cfg)
     data = prepare(cfg, text.tokenizer, text.chat, text.processor)
@@ -87,15 +105,15 @@ def test_packed_rows_give_the_unpacked_loss_or_the_family_says_why_not(make_conf
     from axo.data.prepare import prepare
     from axo.model.patches import apply_patches
 
-    folder, _, name = family
-    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", sample_packing=True,
+    name = family.name
+    cfg = make_config(**family.keys, sample_packing=True,
                       sequence_len=256, datasets=[{"path": str(rows), "type": "chat_template"}])
     text = load_processing(cfg)
     data = prepare(cfg, text.tokenizer, text.chat, text.processor)
     with caplog.at_level("WARNING", logger="axo"):
         inputs = trainer_inputs(cfg, data, text)
     if name not in PACKED:
-        reason = {"mllama": "cross-attention mask", "gemma3": "attend to each other both ways"}[name]
+        reason = "cross-attention mask" if name == "mllama" else "attend to each other both ways"  # (Gemma 3)
         assert f"rows are not packed for {type(text.processor).__name__}: " in caplog.text and reason in caplog.text
         assert len(inputs.train) == 16 and inputs.collator([inputs.train[i] for i in range(4)])["input_ids"].shape[0] == 4
         return
@@ -105,7 +123,7 @@ def test_packed_rows_give_the_unpacked_loss_or_the_family_says_why_not(make_conf
     packed = inputs.collator([{"pack": p} for p in packs[:2]])
     plain = inputs.collator([row for p in packs[:2] for row in p])
     assert packed["input_ids"].shape[0] == 2 and (packed["labels"] != IGNORE).sum() == (plain["labels"] != IGNORE).sum()
-    model = AutoModelForMultimodalLM.from_pretrained(folder).eval()
+    model = AutoModelForMultimodalLM.from_pretrained(family.folder).eval()
     model.config.use_cache = False  # as the Trainer sets it
     assert apply_patches(model, cfg) == ["no KV cache in a multimodal model's parts"]  # (else rows mix)
     with torch.no_grad():
@@ -124,10 +142,10 @@ def test_named_templates_place_the_image_where_the_processor_expands_it(make_con
     from axo.data.family_templates import FAMILIES as TEMPLATES
     from axo.data.prepare import prepare
 
-    folder, _, name = family
+    name = family.name
     if name not in NAMED:
         pytest.skip(f"Axolotl has no named template for {name}")
-    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", chat_template=NAMED[name],
+    cfg = make_config(**family.keys, chat_template=NAMED[name],
                       datasets=[{"path": str(rows), "type": "chat_template"}], shuffle_merged_datasets=False)
     text = load_processing(cfg)
     data = prepare(cfg, text.tokenizer, text.chat, text.processor)
@@ -144,17 +162,22 @@ def test_named_templates_place_the_image_where_the_processor_expands_it(make_con
 
 
 def test_the_loss_falls_and_the_output_reloads(make_config, family, rows):
-    from transformers import AutoModelForMultimodalLM
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
 
-    folder, model_class, _ = family
-    cfg = make_config(base_model=str(folder), processor_type="AutoProcessor",  # model class from processor_type
+    keys = {k: v for k, v in family.keys.items() if k != "model_type"}
+    cfg = make_config(**keys, processor_type="AutoProcessor",  # the model class from processor_type
                       datasets=[{"path": str(rows), "type": "chat_template"}], max_steps=10,
                       micro_batch_size=4, learning_rate=1e-2)
     train(cfg)
     out = Path(cfg.train.output_dir)
     losses = [e["loss"] for e in read_log_history(out) if "loss" in e]
     assert losses[-1] < 0.5 * losses[0], losses
-    assert type(AutoModelForMultimodalLM.from_pretrained(out)).__name__ == model_class
+    assert type(AutoModelForMultimodalLM.from_pretrained(out)).__name__ == family.model_class
+    # the saved processor expands rows as training did (its options, e.g. pan-and-scan, included)
+    from axo.data.chat import load_processing
+
+    row = json.loads(rows.read_text().splitlines()[1])
+    assert own_expansion(AutoProcessor.from_pretrained(out), row) == own_expansion(load_processing(cfg).processor, row)
     assert (out / "processor_config.json").exists() or (out / "preprocessor_config.json").exists()
 
 
@@ -165,13 +188,32 @@ def test_lora_adapts_the_language_model_only(make_config, family):
 
     from axo.model.adapters import apply_adapter
 
-    folder, _, _ = family
-    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", adapter="lora",
+    cfg = make_config(**family.keys, adapter="lora",
                       lora_target_linear=True, datasets=[{"path": "x.jsonl", "type": "chat_template"}])
-    model = apply_adapter(AutoModelForMultimodalLM.from_pretrained(folder), cfg)
+    model = apply_adapter(AutoModelForMultimodalLM.from_pretrained(family.folder), cfg)
     adapted = {n.split(".lora_")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert adapted and all(".language_model." in n or ".text_model." in n for n in adapted), adapted
     assert any(n.endswith("q_proj") for n in adapted) and any(n.endswith("down_proj") for n in adapted)
+
+
+def test_processor_kwargs_set_the_processors_options(make_config, family):
+    """Axolotl's `processor_kwargs`: options the processor loads with (and saves); a name no part of it
+    knows is an error that suggests the close one."""
+    from axo.data.chat import load_processing
+    from axo.errors import AxoError
+
+    name = family.name
+    option, typo = (("sampling_rate", 16000), "sampling_rates") if name in AUDIO else (("do_normalize", False), "do_normalise")
+
+    def config(**options):
+        return make_config(**{**family.keys, "processor_kwargs": options},
+                           datasets=[{"path": "x.jsonl", "type": "chat_template"}])
+
+    processor = load_processing(config(**dict([option]))).processor
+    part = processor.feature_extractor if name in AUDIO else processor.image_processor
+    assert getattr(part, option[0]) == option[1]
+    with pytest.raises(AxoError, match=rf"`processor_kwargs`: \w+ has no option '{typo}' .did you mean '{option[0]}'"):
+        load_processing(config(**{typo: option[1]}))
 
 
 def test_image_size_makes_every_image_one_shape(make_config, family, rows):
@@ -181,10 +223,10 @@ def test_image_size_makes_every_image_one_shape(make_config, family, rows):
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
 
-    folder, _, name = family
+    name = family.name
     if name in AUDIO:
         pytest.skip("audio rows have no images")
-    cfg = make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", image_size=16,
+    cfg = make_config(**family.keys, image_size=16,
                       image_resize_algorithm="bicubic", datasets=[{"path": str(rows), "type": "chat_template"}],
                       shuffle_merged_datasets=False)
     text = load_processing(cfg)
@@ -200,7 +242,7 @@ def test_a_corrupt_image_or_audio_file_is_a_row_error(make_config, family, rows,
     from axo.data.prepare import prepare
     from axo.errors import AxoError
 
-    folder, _, name = family
+    name = family.name
     field, kind = ("audios", "audio file") if name in AUDIO else ("images", "image")
     broken_file = tmp_path / ("broken.wav" if name in AUDIO else "broken.png")
     broken_file.write_bytes(b"RIFF not really")
@@ -211,7 +253,7 @@ def test_a_corrupt_image_or_audio_file_is_a_row_error(make_config, family, rows,
     data.write_text("\n".join([lines[0], json.dumps(broken), lines[2]]) + "\n")
 
     def config(**keys):
-        return make_config(base_model=str(folder), model_type="AutoModelForMultimodalLM", **keys,
+        return make_config(**family.keys, **keys,
                            datasets=[{"path": str(data), "type": "chat_template"}])
 
     text = load_processing(config())

@@ -228,7 +228,6 @@ TABLE: dict[str, Rule] = {
                                             "`shuffle_merged_datasets` shuffles the mix"),
     "eval_sequence_len": Rule("refused", "a separate eval length is not in axo yet; eval rows use `sequence_len`"),
     "cls_model_config": Rule("refused", "classifier configs come from `model_type` and `num_labels` in axo"),
-    "processor_kwargs": Rule("refused", "processor options are not in axo yet"),
     "max_packed_sequence_len": Rule("refused", "Axolotl's old packing length; axo packs to `sequence_len` with "
                                     "`sample_packing: true`"),
     **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",

@@ -53,6 +53,10 @@ class ModelConfig(Area):
     tokenizer_type: str = Field("AutoTokenizer", description="transformers tokenizer class.")
     tokenizer_config: str | None = Field(None, description="Where to read the tokenizer from, if not `base_model`.")
     processor_type: str = Field("AutoProcessor", description="Processor class of a multimodal (image or audio) model.")
+    processor_kwargs: dict[str, Any] | None = Field(
+        None, description="Options of a multimodal model's processor, set when it loads and saved with the trained "
+        "model: how images are split, resized or cropped, e.g. {do_pan_and_scan: true} (Gemma 3), {max_pixels: "
+        "1003520} (Qwen2-VL). A name no part of the processor knows is an error.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint. Off unless set.")
     llama4_linearized_experts: bool = Field(
         False, description="The checkpoint is one of Axolotl's linearized Llama 4 ones: each expert's projections are "

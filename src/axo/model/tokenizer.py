@@ -1,6 +1,7 @@
 """Tokenizer (and processor) loading with the config's fixes: special tokens, added tokens,
 renamed tokens, and a pad token that never masks EOS."""
 
+import difflib
 import logging
 
 from axo.config import Config
@@ -131,7 +132,28 @@ def load_processor(cfg: Config, tokenizer):
     cls = getattr(transformers, m.processor_type, None)
     if cls is None:
         raise AxoError(f"`processor_type`: transformers has no class {m.processor_type!r}; use AutoProcessor.")
+    options = m.processor_kwargs or {}
     processor = from_source("base_model", m.tokenizer_path, lambda: cls.from_pretrained(
-        m.tokenizer_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision))
+        m.tokenizer_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision, **options))
+    _check_options(processor, options)
+    # transformers keeps from_pretrained's options in the tokenizer's init_kwargs, where every call reads
+    # them as defaults and save_pretrained writes them (so the trained model processes as trained)
+    tokenizer.init_kwargs.update(options)
     processor.tokenizer = tokenizer
     return processor
+
+
+def _check_options(processor, options: dict) -> None:
+    """from_pretrained takes any name and drops the ones no part of the processor has: a typo would
+    silently process images some other way than asked."""
+    known = set(processor.to_dict())
+    for part in ("image_processor", "feature_extractor", "video_processor"):
+        part = getattr(processor, part, None)
+        valid = getattr(part, "valid_kwargs", None)
+        known |= set(getattr(valid, "__annotations__", {})) | (set(part.to_dict()) if part is not None else set())
+    unknown = sorted(set(options) - known)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, sorted(known), n=1) for k in unknown}
+        hints = "; ".join(f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for k, c in close.items())
+        raise AxoError(f"`processor_kwargs`: {type(processor).__name__} has no option {hints}. Its options: "
+                       + ", ".join(sorted(k for k in known if not k.startswith("_"))) + ".")
