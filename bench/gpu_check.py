@@ -296,6 +296,24 @@ def distillation_loss_in_bf16():
 
 
 @check
+def vision_families_needing_torchvision():
+    """Qwen2-VL, Qwen2.5-VL and Mistral 3 (Pixtral), whose processors need torchvision (which has no
+    build for the CPU torch of the development machines): the family tests of every other family, run
+    here for these (labels on the processor's own expansion, the loss falls, reload, LoRA on the
+    language model, named templates, packing declined with the reason)."""
+    import subprocess
+
+    needs("torchvision", "pytest", cuda=False)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
+                          "qwen2_vl or qwen2_5_vl or mistral3", "tests/e2e/test_multimodal_families.py"],
+                         capture_output=True, text=True, timeout=300)
+    summary = (run.stdout.strip().splitlines() or ["no output"])[-1]
+    assert run.returncode == 0 and " passed" in summary and "skipped" not in summary, \
+        run.stdout[-3000:] + run.stderr[-2000:]
+    return summary
+
+
+@check
 def liger_equals_plain():
     """Liger's kernels (RoPE, RMSNorm, SwiGLU), applied the way axo's runs apply them (transformers'
     apply_liger_kernel with the liger_kernel_config that Axolotl's liger_* keys build), give the loss

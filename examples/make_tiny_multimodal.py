@@ -175,9 +175,61 @@ def qwen2_audio(folder: Path, weights: bool = True) -> str:
     return _save(folder, Qwen2AudioForConditionalGeneration, config, processor, weights)
 
 
+def qwen2_vl(folder: Path, weights: bool = True, version: str = "2") -> str:
+    """Qwen2-VL (`version="2.5"`: Qwen2.5-VL): dynamic resolution. An image is cut into 4-pixel patches
+    merged 2x2, so it becomes (height/8) x (width/8) `<|image_pad|>` tokens between vision markers;
+    `image_grid_thw` gives the model each grid for its M-RoPE positions. Its processor always builds a
+    video processor, which needs torchvision."""
+    import transformers
+
+    v = "" if version == "2" else "_5"
+    tokenizer = _tokenizer("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    tokens = {f"{k}_token_id": tokenizer.convert_tokens_to_ids(f"<|{t}|>")
+              for k, t in (("image", "image_pad"), ("video", "video_pad"), ("vision_start", "vision_start"),
+                           ("vision_end", "vision_end"))}
+    text = {**_text_config(len(tokenizer)), "model_type": f"qwen2{v}_vl_text", "head_dim": 16,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}}
+    patches = {"patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_heads": 4}
+    vision = ({"depth": 1, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2, **patches} if version == "2" else
+              {"depth": 2, "hidden_size": 32, "out_hidden_size": 64, "intermediate_size": 64, "window_size": 16,
+               "fullatt_block_indexes": [1], **patches})
+    config = getattr(transformers, f"Qwen2{v}_VLConfig")(text_config=text, vision_config=vision, **tokens)
+    sizes = {"min_pixels": 16 * 16, "max_pixels": 32 * 32, "patch_size": 4, "merge_size": 2, "temporal_patch_size": 2}
+    processor = getattr(transformers, f"Qwen2{v}_VLProcessor")(
+        image_processor=transformers.Qwen2VLImageProcessorPil(**sizes),
+        video_processor=transformers.Qwen2VLVideoProcessor(**sizes), tokenizer=tokenizer,
+        chat_template=chat_template("<|vision_start|><|image_pad|><|vision_end|>"))
+    return _save(folder, getattr(transformers, f"Qwen2{v}_VLForConditionalGeneration"), config, processor, weights)
+
+
+def qwen2_5_vl(folder: Path, weights: bool = True) -> str:
+    return qwen2_vl(folder, weights, version="2.5")
+
+
+def mistral3(folder: Path, weights: bool = True) -> str:
+    """Mistral 3 (Pixtral's encoder): each image, at its own resolution up to 32 pixels, becomes rows of
+    `[IMG]` tokens (one per 8x8 pixels after 2x2 patch merging) ended by `[IMG_BREAK]`, the last by
+    `[IMG_END]`. Its processor needs torchvision."""
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralImageProcessorPil, \
+        PixtralProcessor
+
+    tokenizer = _tokenizer("[IMG]", "[IMG_BREAK]", "[IMG_END]")
+    config = Mistral3Config(
+        text_config={**_text_config(len(tokenizer)), "model_type": "mistral", "head_dim": 16},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 4, "head_dim": 8},
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"), spatial_merge_size=2, vision_feature_layer=-1)
+    processor = PixtralProcessor(image_processor=PixtralImageProcessorPil(size={"longest_edge": 32}, patch_size=4),
+                                 tokenizer=tokenizer, patch_size=4, spatial_merge_size=2,
+                                 chat_template=chat_template("[IMG]"))
+    return _save(folder, Mistral3ForConditionalGeneration, config, processor, weights)
+
+
 FAMILIES = {"llava": llava, "llava_next": llava_next, "mllama": mllama, "idefics3": idefics3, "gemma3": gemma3,
-            "qwen2_audio": qwen2_audio}
+            "qwen2_audio": qwen2_audio, "qwen2_vl": qwen2_vl, "qwen2_5_vl": qwen2_5_vl, "mistral3": mistral3}
 AUDIO = {"qwen2_audio"}  # the families that read audio; the others read images
+# The families whose processors need torchvision (not built here where it is missing).
+TORCHVISION = {"qwen2_vl", "qwen2_5_vl", "mistral3"}
 
 
 def write_colour_rows(folder: Path, sizes=((16, 16),), paths_from: Path | None = None) -> Path:
@@ -220,7 +272,12 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def main() -> None:
+    import importlib.util
+
     for name, build in FAMILIES.items():
+        if name in TORCHVISION and importlib.util.find_spec("torchvision") is None:
+            print(f"skipped {name}: its processor needs torchvision", file=sys.stderr)
+            continue
         folder = HERE / "tiny-multimodal" / name
         folder.mkdir(parents=True, exist_ok=True)
         build(folder, weights=False)

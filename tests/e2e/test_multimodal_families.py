@@ -5,6 +5,7 @@ output reloads in plain transformers. Images of several sizes and clips of two l
 that tile or resize per image (Llava-Next's anyres) or count frames expand them differently within
 one batch."""
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,11 @@ from axo.data.media import expanding_tokens
 from axo.data.tokenize import IGNORE
 from axo.train.sft import train
 from conftest import read_log_history
-from make_tiny_multimodal import AUDIO, FAMILIES, write_colour_rows, write_tone_rows
+from make_tiny_multimodal import AUDIO, FAMILIES, TORCHVISION, write_colour_rows, write_tone_rows
 
 # Families whose number of image or audio tokens depends on the image's size or the clip's length.
-EXPANDS_PER_SIZE = {"llava_next", "idefics3", "gemma3_pan_and_scan", "qwen2_audio"}
+EXPANDS_PER_SIZE = {"llava_next", "idefics3", "gemma3_pan_and_scan", "qwen2_audio", "qwen2_vl", "qwen2_5_vl",
+                    "mistral3"}
 # A family's model with options: Gemma 3 with pan-and-scan (a wide or tall image also becomes crops).
 VARIANTS = {"gemma3_pan_and_scan": ("gemma3", {"processor_kwargs": {
     "do_pan_and_scan": True, "pan_and_scan_min_crop_size": 8, "pan_and_scan_max_num_crops": 2}})}
@@ -40,6 +42,9 @@ class Family:
 
 @pytest.fixture(scope="module", params=[*FAMILIES, *VARIANTS])
 def family(request, tmp_path_factory) -> Family:
+    if request.param in TORCHVISION and importlib.util.find_spec("torchvision") is None:
+        pytest.skip("its processor needs torchvision, which has no build for this machine's CPU torch "
+                    "(bench/gpu_check.sh runs these where it is installed)")
     folder = tmp_path_factory.mktemp(request.param)
     build = FAMILIES[VARIANTS[request.param][0] if request.param in VARIANTS else request.param]
     return Family(request.param, folder, build(folder))
@@ -113,7 +118,8 @@ def test_packed_rows_give_the_unpacked_loss_or_the_family_says_why_not(make_conf
     with caplog.at_level("WARNING", logger="axo"):
         inputs = trainer_inputs(cfg, data, text)
     if name not in PACKED:
-        reason = "cross-attention mask" if name == "mllama" else "attend to each other both ways"  # (Gemma 3)
+        reason = {"mllama": "cross-attention mask", "qwen2_vl": "M-RoPE", "qwen2_5_vl": "M-RoPE",
+                  "mistral3": "has not verified"}.get(name, "attend to each other both ways")  # (Gemma 3)
         assert f"rows are not packed for {type(text.processor).__name__}: " in caplog.text and reason in caplog.text
         assert len(inputs.train) == 16 and inputs.collator([inputs.train[i] for i in range(4)])["input_ids"].shape[0] == 4
         return
@@ -131,7 +137,8 @@ def test_packed_rows_give_the_unpacked_loss_or_the_family_says_why_not(make_conf
 
 
 # Axolotl's named template of each family built here that has one.
-NAMED = {"llava": "llava", "gemma3": "gemma3", "mllama": "llama3_2_vision"}
+NAMED = {"llava": "llava", "gemma3": "gemma3", "mllama": "llama3_2_vision", "qwen2_vl": "qwen2_vl",
+         "qwen2_5_vl": "qwen2_vl", "mistral3": "pixtral"}
 
 
 def test_named_templates_place_the_image_where_the_processor_expands_it(make_config, family, rows):

@@ -180,6 +180,10 @@ class MediaCollator:
         order of their tokens in the packed sequences."""
         mask = batch.pop("attention_mask").bool()
         ids, labels = batch.pop("input_ids"), batch.pop("labels")
+        per_token = [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape]
+        if per_token:  # (a PACKABLE family's processor that began returning per-token inputs)
+            raise AxoError(f"sample_packing: {type(self.processor).__name__} returns per-token {per_token}, which "
+                           "packing does not join. Fix: set `sample_packing: false`.")
         rows = iter([(ids[i][mask[i]], labels[i][mask[i]]) for i in range(len(ids))])
         packs = [[next(rows) for _ in range(n)] for n in sizes]
         width = max(sum(len(row_ids) for row_ids, _ in pack) for pack in packs)
