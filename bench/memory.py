@@ -119,7 +119,7 @@ def main() -> None:
     print(f"baseline process (libraries imported, nothing loaded): {base:.0f} MB")
     state_full = sum(peaks["full"][k] for k in ("weights_mb", "grads_mb", "optimizer_mb"))
     for mode, m in peaks.items():
-        load, trained = m["load_mb"] - base, m["train_mb"] - base
+        trained = m["train_mb"] - base
         state = m["weights_mb"] + m["grads_mb"] + m["optimizer_mb"]
         print(f"{mode:6s} training state {state:6.0f} MB ({state / state_full:.2f}x full: weights "
               f"{m['weights_mb']:.0f}, grads {m['grads_mb']:.0f}, optimizer {m['optimizer_mb']:.0f})   "
