@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	$(PY) tests/fixtures/real_tokenizers.py
+	$(PY) -m axo.export.llama_cpp
 	touch $(STAMP)
 
 quickstart: setup

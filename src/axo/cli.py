@@ -190,6 +190,43 @@ def quantize(ctx: typer.Context, config: str = CONFIG,
 
 
 @app.command(context_settings=OVERRIDES)
+def export(ctx: typer.Context, config: str = CONFIG,
+           format: str = typer.Option("gguf", "--format", help="gguf (llama.cpp, Ollama, LM Studio)."),
+           quant: str = typer.Option("f16", help="f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k."),
+           checkpoint: Optional[str] = typer.Option(None, help="Model or adapter folder (default: output_dir)."),
+           check: bool = typer.Option(True, help="Run check-serving on the export.")):
+    """Export the trained model for serving: output_dir/gguf/model-<quant>.gguf and an Ollama Modelfile,
+    then check that llama.cpp computes what the trained model does (check-serving)."""
+    from axo.export.gguf import export_gguf
+
+    if format != "gguf":
+        raise AxoError(f"--format {format!r}: axo exports gguf (for vLLM or SGLang, serve the transformers folder).")
+    cfg = _load(config, ctx)
+    path = export_gguf(cfg, quant, checkpoint)
+    typer.echo(f"GGUF written to {path} (Modelfile next to it)")
+    if check:
+        _check_serving(cfg, path, checkpoint)
+
+
+@app.command("check-serving", context_settings=OVERRIDES)
+def check_serving(ctx: typer.Context, config: str = CONFIG,
+                  gguf: Optional[str] = typer.Option(None, help="The GGUF (default: the newest in output_dir/gguf)."),
+                  checkpoint: Optional[str] = typer.Option(None, help="Model or adapter folder (default: output_dir).")):
+    """Check that the exported GGUF, run by llama.cpp, computes what the trained model does: token ids,
+    chat template, stop tokens, logits and greedy generations on held-out rows."""
+    _check_serving(_load(config, ctx), gguf, checkpoint)
+
+
+def _check_serving(cfg, gguf, checkpoint) -> None:
+    from axo.export.serving import check_serving as run
+
+    report = run(cfg, gguf, checkpoint)
+    typer.echo(report.table())
+    if report.problems:
+        raise AxoError("the export does not serve what was trained: " + "; ".join(report.problems))
+
+
+@app.command(context_settings=OVERRIDES)
 def evaluate(
     ctx: typer.Context,
     config: str = CONFIG,

@@ -1,0 +1,177 @@
+"""`axo check-serving`: does the exported GGUF, run by llama.cpp, compute what the trained model does
+in transformers? On held-out rows as training rendered them: the same token ids for the same text,
+the same chat template and stop tokens in the file, last-position logits within a tolerance for the
+file's type (f32 tight; quantized files are judged by how often the top token agrees), and greedy
+generations that stop at the same place. A mismatch is an error naming what differs."""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from axo.config import Config
+from axo.errors import AxoError
+
+log = logging.getLogger("axo")
+
+# Per file type: the largest last-position logit difference allowed, and the least share of positions
+# whose top token must agree. Generations must match where the file is f32 or f16.
+TOLERANCE = {"f32": (1e-4, 1.0), "f16": (5e-2, 0.99), "bf16": (2e-1, 0.98), "q8_0": (None, 0.99),
+             "q6_k": (None, 0.97), "q5_k_m": (None, 0.95), "q4_k_m": (None, 0.9), "q4_0": (None, 0.9)}
+EXACT_GENERATION = ("f32", "f16")
+
+
+@dataclass
+class Report:
+    gguf: str
+    file_type: str
+    rows: int = 0
+    positions: int = 0
+    ids_match: bool = True
+    template_match: bool = True
+    stops_match: bool = True
+    max_logit_diff: float = 0.0
+    top1_agreement: float = 1.0
+    generations_match: int = 0
+    generations: int = 0
+    stopped: int = 0  # llama.cpp's generations that ended on a stop token
+    problems: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        limit, agree = TOLERANCE[self.file_type]
+        lines = [f"serving check of {self.gguf} ({self.file_type}) on {self.rows} held-out rows, "
+                 f"{self.positions} positions",
+                 f"  token ids for the same text   {'identical' if self.ids_match else 'DIFFER'}",
+                 f"  chat template in the file     {'identical' if self.template_match else 'DIFFERS'}",
+                 f"  stop tokens in the file       {'identical' if self.stops_match else 'DIFFER'}",
+                 f"  last-position logits          max |diff| {self.max_logit_diff:.2e}"
+                 + (f" (allowed {limit:.0e})" if limit else ""),
+                 f"  top-1 token agreement         {self.top1_agreement:.1%} (at least {agree:.0%})",
+                 f"  greedy generations            {self.generations_match}/{self.generations} identical, "
+                 f"{self.stopped} ended on a stop token"]
+        return "\n".join(lines + [f"  PROBLEM: {p}" for p in self.problems])
+
+
+def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str | None = None, rows: int = 8,
+                  new_tokens: int = 24) -> Report:
+    import numpy as np
+    import torch
+
+    from axo.export.gguf import _llama_cpp
+    from axo.model.loader import load_for_inference
+
+    path = Path(gguf) if gguf else _newest(cfg)
+    file_type = path.stem.rsplit("-", 1)[-1]
+    if file_type not in TOLERANCE:
+        raise AxoError(f"{path.name}: cannot tell its type from the name (model-<type>.gguf, as `axo export` "
+                       "writes). Fix: rename it, e.g. model-q8_0.gguf.")
+    model, tokenizer, _ = load_for_inference(cfg, checkpoint, quantize=False)
+    model.float()
+    sequences = held_out(cfg, tokenizer, rows)
+    lib = _llama_cpp()
+    # the attention cache in f32 too, so an f32 file is judged on its own (llama.cpp's default keeps it in f16)
+    cache = {"type_k": lib.GGML_TYPE_F32, "type_v": lib.GGML_TYPE_F32} if file_type == "f32" else {}
+    llama = lib.Llama(model_path=str(path), n_ctx=max(len(s) for s, _ in sequences) + new_tokens + 8,
+                      logits_all=True, verbose=False, seed=0, **cache)
+    report = Report(str(path), file_type, rows=len(sequences))
+    _metadata(report, llama, tokenizer, cfg)
+    stops = _stop_ids(cfg, tokenizer)
+    agree, diffs = [], []
+    for ids, prompt_len in sequences:
+        text = tokenizer.decode(ids)
+        if llama.tokenize(text.encode(), add_bos=False, special=True) != tokenizer(text, add_special_tokens=False)["input_ids"]:
+            report.ids_match = False
+        llama.reset()
+        llama.eval(ids)
+        theirs = np.asarray(llama.scores[:len(ids)], dtype=np.float64)
+        with torch.no_grad():
+            ours = model(torch.tensor([ids])).logits[0].double().numpy()
+        agree += list(theirs.argmax(-1) == ours.argmax(-1))
+        diffs.append(float(np.abs(theirs[-1] - ours[-1]).max()))
+        same, stopped = _greedy(llama, model, ids[:prompt_len], stops, new_tokens)
+        report.generations, report.generations_match = report.generations + 1, report.generations_match + same
+        report.stopped += stopped
+    report.positions, report.max_logit_diff = len(agree), max(diffs)
+    report.top1_agreement = float(np.mean(agree))
+    _judge(report)
+    return report
+
+
+def held_out(cfg: Config, tokenizer, n: int) -> list[tuple[list[int], int]]:
+    """Up to n eval rows (else training rows) as training tokenized them: (ids, prompt length)."""
+    from axo.data.chat import load_processing
+    from axo.data.prepare import prepare
+    from axo.data.tokenize import IGNORE
+
+    text = load_processing(cfg, tokenizer)
+    data = prepare(cfg, text.tokenizer, text.chat)
+    split = data.eval if data.eval is not None and len(data.eval) else data.train
+    out = []
+    for row in split.select(range(min(n, len(split)))):
+        labels = row["labels"]
+        first = next((i for i, t in enumerate(labels) if t != IGNORE), len(labels))
+        out.append((list(row["input_ids"]), max(first, 1)))
+    return out
+
+
+def _metadata(report: Report, llama, tokenizer, cfg: Config) -> None:
+    from axo.export.gguf import _llama_cpp
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    report.template_match = (template or None) == (tokenizer.chat_template or None)
+    stops = _stop_ids(cfg, tokenizer)
+    ends = {i for i in stops if _llama_cpp().llama_vocab_is_eog(llama._model.vocab, i)}
+    report.stops_match = ends == set(stops) and llama.token_eos() == tokenizer.eos_token_id
+
+
+def _stop_ids(cfg: Config, tokenizer) -> list[int]:
+    """The trained model's stop tokens, as `axo inference` stops on them."""
+    from axo.data.chat import load_processing
+
+    stops = {tokenizer.eos_token_id}
+    for token in load_processing(cfg, tokenizer).chat.stop_tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            stops.add(token_id)
+    return sorted(stops)
+
+
+def _greedy(llama, model, prompt: list[int], stops: list[int], new_tokens: int) -> tuple[bool, bool]:
+    """Both generate greedily from the prompt: (the same tokens, stopping together; llama.cpp's ended
+    on a stop token)."""
+    import torch
+
+    with torch.no_grad():
+        ours = model.generate(torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False,
+                              eos_token_id=stops, pad_token_id=stops[0])[0, len(prompt):].tolist()
+    theirs = []
+    llama.reset()
+    for token in llama.generate(prompt, temp=0.0, top_k=1, reset=True):
+        theirs.append(token)
+        if token in stops or len(theirs) >= new_tokens:
+            break
+    return ours == theirs, bool(theirs) and theirs[-1] in stops
+
+
+def _judge(report: Report) -> None:
+    limit, agree = TOLERANCE[report.file_type]
+    if not report.ids_match:
+        report.problems.append("llama.cpp tokenizes the same text into other token ids")
+    if not report.template_match:
+        report.problems.append("the chat template in the GGUF is not the trained model's")
+    if not report.stops_match:
+        report.problems.append("the GGUF's end-of-generation tokens are not the trained model's stop tokens")
+    if limit is not None and report.max_logit_diff > limit:
+        report.problems.append(f"last-position logits differ by {report.max_logit_diff:.2e}, more than {limit:.0e}")
+    if report.top1_agreement < agree:
+        report.problems.append(f"the top token agrees at {report.top1_agreement:.1%} of positions, under {agree:.0%}")
+    if report.file_type in EXACT_GENERATION and report.generations_match < report.generations:
+        report.problems.append(f"{report.generations - report.generations_match} of {report.generations} greedy "
+                               "generations differ")
+
+
+def _newest(cfg: Config) -> Path:
+    files = sorted((Path(cfg.train.output_dir) / "gguf").glob("*.gguf"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise AxoError(f"no GGUF in {cfg.train.output_dir}/gguf. Fix: `axo export CONFIG --format gguf` first, "
+                       "or pass --gguf.")
+    return files[-1]
