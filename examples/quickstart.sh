@@ -2,7 +2,8 @@
 # bash examples/quickstart.sh   (or `make quickstart`, which sets up the environment first)
 #
 # Generates the digit task, scores the untrained model, trains it (~3 min on 2 CPU cores),
-# scores it again on held-out rows, and asks it two held-out questions.
+# scores it again on held-out rows, asks it two held-out questions, then exports it as GGUF and asks
+# llama.cpp the same questions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -30,6 +31,13 @@ PY
 while IFS=$'\t' read -r prompt expected; do
   echo; echo "== axo inference examples/quickstart.yml --prompt \"$prompt\"   (expected: $expected)"
   axo inference examples/quickstart.yml --prompt "$prompt" --max-new-tokens 20
+done < outputs/quickstart/demo.tsv
+
+echo; echo "== axo export examples/quickstart.yml --format gguf --quant q8_0   (for llama.cpp / Ollama, checked against the trained model)"
+axo export examples/quickstart.yml --format gguf --quant q8_0
+while IFS=$'\t' read -r prompt expected; do
+  echo; echo "== axo inference examples/quickstart.yml --gguf outputs/quickstart/gguf/model-q8_0.gguf --prompt \"$prompt\""
+  axo inference examples/quickstart.yml --gguf outputs/quickstart/gguf/model-q8_0.gguf --prompt "$prompt" --max-new-tokens 20
 done < outputs/quickstart/demo.tsv
 
 echo; echo "== The run report: outputs/quickstart/report.html (open it in a browser)"

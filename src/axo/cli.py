@@ -146,11 +146,13 @@ def inference(
     checkpoint: Optional[str] = typer.Option(None, help="Model or adapter folder (default: output_dir)."),
     max_new_tokens: int = typer.Option(256, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 means greedy decoding."),
+    gguf: Optional[str] = typer.Option(None, help="Answer with llama.cpp from this exported GGUF instead."),
 ):
-    """Generate with the trained model (base + adapter, or the full model), streaming tokens."""
-    from axo.infer.generate import interactive, load_generator
+    """Generate with the trained model (base + adapter, or the full model), streaming tokens; with
+    --gguf, llama.cpp answers from the export, with the same prompt format and stop tokens."""
+    from axo.infer.generate import interactive, load_generator, load_gguf_generator
 
-    gen = load_generator(_load(config, ctx), checkpoint)
+    gen = load_gguf_generator(_load(config, ctx), gguf) if gguf else load_generator(_load(config, ctx), checkpoint)
     if prompt is not None:
         gen.stream(prompt, max_new_tokens, temperature)
     else:

@@ -79,8 +79,14 @@ def test_the_quickstart_model_serves_as_trained(sft_start, make_config):
                       datasets=[{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": QUICKSTART_PROMPT}],
                       test_datasets=[{"path": str(sft_start / "eight.jsonl"), "type": QUICKSTART_PROMPT}],
                       output_dir=str(sft_start / "sft"))
-    report = check_serving(cfg, export_gguf(cfg, "f32"), rows=8)
+    gguf = export_gguf(cfg, "f32")
+    report = check_serving(cfg, gguf, rows=8)
     assert not report.problems and report.generations_match == 8 and report.max_logit_diff <= 1e-4, report.table()
+    # `axo inference --gguf`: llama.cpp answers a held-out prompt, tokenizing it itself, as transformers does
+    from axo.infer.generate import load_generator, load_gguf_generator
+
+    prompt = json.loads((sft_start / "eight.jsonl").read_text().splitlines()[0])["instruction"]
+    assert load_gguf_generator(cfg, str(gguf)).stream(prompt, 20, 0.0) == load_generator(cfg).stream(prompt, 20, 0.0)
 
 
 def test_chat_templates_become_ollama_templates():

@@ -42,7 +42,7 @@ def export_gguf(cfg: Config, quant: str = "f16", checkpoint: str | None = None) 
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             _convert(folder, Path(tmp) / "model-f16.gguf", "f16")
             _quantize(Path(tmp) / "model-f16.gguf", path, QUANTIZED[quant])
-    write_modelfile(out / "Modelfile", path, folder)
+    write_modelfile(out / "Modelfile", path, folder, _prompt_format(cfg, checkpoint))
     log.info("GGUF written to %s (%.1f MB)", path, path.stat().st_size / 2**20)
     return path
 
@@ -90,13 +90,22 @@ def _llama_cpp():
     return llama_cpp
 
 
-def write_modelfile(path: Path, gguf: Path, folder: Path) -> None:
-    """An Ollama Modelfile: the GGUF, the chat template as Ollama's Go template, and the stop tokens."""
+def _prompt_format(cfg: Config, checkpoint: str | None) -> str | None:
+    """A prompt as training formatted it, with Ollama's `{{ .Prompt }}` for the text (no chat template)."""
+    from axo.infer.generate import load_generator
+
+    prompt, _ = load_generator(cfg, checkpoint, model=False).kind.prompt("\x01")
+    return prompt.replace("\x01", "{{ .Prompt }}") if prompt.count("\x01") == 1 else None
+
+
+def write_modelfile(path: Path, gguf: Path, folder: Path, prompt_format: str | None = None) -> None:
+    """An Ollama Modelfile: the GGUF, the chat template as Ollama's Go template (without one, the
+    training prompt format), and the stop tokens."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     lines = [f"FROM ./{gguf.name}"]
-    template = go_template(tokenizer) if tokenizer.chat_template else None
+    template = go_template(tokenizer) if tokenizer.chat_template else prompt_format
     if template is not None:
         lines.append(f'TEMPLATE """{template}"""')
     elif tokenizer.chat_template:

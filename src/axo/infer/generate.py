@@ -47,19 +47,52 @@ class Generator:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
-def load_generator(cfg: Config, checkpoint: str | None = None) -> Generator:
+@dataclass
+class LlamaCppGenerator:
+    """The same prompts, answered by llama.cpp from an exported GGUF (greedy, or sampled)."""
+
+    llama: object
+    prompts: Generator  # its tokenizer, row kind and stop tokens format the prompt; its model is unused
+
+    def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
+        prompt, add_special_tokens = self.prompts.kind.prompt(text)
+        tokens = self.llama.tokenize(prompt.encode(), add_bos=add_special_tokens, special=True)
+        out, stops = [], set(self.prompts.stop_ids)
+        for token in self.llama.generate(tokens, temp=temperature, top_k=0 if temperature > 0 else 1, reset=True):
+            if token in stops or len(out) >= max_new_tokens:
+                break
+            out.append(token)
+            print(self.llama.detokenize([token]).decode(errors="replace"), end="", flush=True)
+        print()
+        return self.prompts.tokenizer.decode(out, skip_special_tokens=True)
+
+
+def load_gguf_generator(cfg: Config, gguf: str) -> LlamaCppGenerator:
+    from axo.export.gguf import _llama_cpp
+
+    prompts = load_generator(cfg, model=False)
+    return LlamaCppGenerator(_llama_cpp().Llama(model_path=gguf, n_ctx=0, verbose=False, seed=cfg.train.seed),
+                             prompts)
+
+
+def load_generator(cfg: Config, checkpoint: str | None = None, model: bool = True) -> Generator:
+    """The trained model and the prompt format; `model=False`: the prompt format only (the trained
+    folder's tokenizer), for another runtime to answer."""
     import logging
 
     from axo.data.chat import context, load_processing
     from axo.data.rows import TextRows, row_kind
-    from axo.model.loader import load_for_inference
+    from axo.model.loader import load_for_inference, load_tokenizer_for_inference
 
     if not cfg.method.generates or cfg.model.task == "multimodal_lm":
         task = cfg.model.task.replace("_", "-")
         raise AxoError("`axo inference` generates text from a prompt; this config trains "
                        f"{training_name(cfg.method)} with a {task} model, which it cannot prompt that way.")
-    model, tokenizer, what = load_for_inference(cfg, checkpoint)
-    logging.getLogger("axo").info("Generating with the %s", what)
+    if model:
+        model, tokenizer, what = load_for_inference(cfg, checkpoint)
+        logging.getLogger("axo").info("Generating with the %s", what)
+    else:
+        model, tokenizer = None, load_tokenizer_for_inference(cfg, checkpoint)
     text = load_processing(cfg, tokenizer)
     if cfg.data.datasets:  # prompts look like the first dataset's rows
         kind = row_kind(cfg, context(cfg, text.chat, "datasets", 0, tokenizer))

@@ -139,6 +139,16 @@ def holds_adapter(folder: Path) -> bool:
     return (folder / "adapter_config.json").exists() if recorded is None else recorded
 
 
+def load_tokenizer_for_inference(cfg: Config, checkpoint: str | None = None):
+    """The tokenizer load_for_inference would give, without the model."""
+    import transformers
+
+    folder = trained_model_dir(cfg, checkpoint)
+    if folder is None:
+        return load_tokenizer(cfg)
+    return transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=cfg.model.trust_remote_code)
+
+
 def load_for_inference(cfg: Config, checkpoint: str | None = None, quantize: bool = True):
     """(model, tokenizer, description): the trained model in output_dir (full or base + adapter),
     or the base model as training would start from it when nothing is trained yet."""
