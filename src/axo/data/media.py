@@ -60,15 +60,20 @@ def load_audio(value, processor):
     except ImportError:
         raise AxoError("rows with `audios` need the soundfile package. Fix: pip install 'axo[audio]'.") from None
 
+    rate = processor.feature_extractor.sampling_rate
     if isinstance(value, dict) and value.get("array") is not None:  # datasets' Audio feature, decoded
-        return decode(value["array"])
+        import numpy as np
+        import soxr
+
+        array = np.asarray(value["array"], dtype=np.float32)
+        return array if value.get("sampling_rate", rate) == rate else soxr.resample(array, value["sampling_rate"], rate)
     if isinstance(value, dict) and value.get("path"):
         value = value["path"]
     if not (isinstance(value, str) and Path(value).is_file()):
         raise RowError("audios", f"{str(value)[:80]!r} is not a readable file",
                        "Fix the `audios` column (paths relative to where axo runs).")
     try:
-        return decode(value, sampling_rate=processor.feature_extractor.sampling_rate)
+        return decode(value, sampling_rate=rate)
     except Exception as err:  # soundfile's and the resampler's errors have no common base
         raise RowError("audios", f"{value!r} is not a readable audio file ({err})",
                        "Fix or remove the file.") from None
