@@ -58,6 +58,7 @@ def test_f32_export_computes_what_was_trained(trained):
     report = check_serving(trained, path, rows=8)
     assert not report.problems, report.table()
     assert report.max_logit_diff <= 1e-4 and report.ids_match and report.template_match and report.stops_match
+    assert report.rendered == "identical"  # llama.cpp's own template engine writes the same prompt
     # every greedy answer is the trained one, and both stop on the template's end of turn
     assert report.generations == report.generations_match == report.stopped == 8, report.table()
     modelfile = (path.parent / "Modelfile").read_text()

@@ -18,6 +18,10 @@ log = logging.getLogger("axo")
 TOLERANCE = {"f32": (1e-4, 1.0), "f16": (5e-2, 0.99), "bf16": (2e-1, 0.98), "q8_0": (None, 0.99),
              "q6_k": (None, 0.97), "q5_k_m": (None, 0.95), "q4_k_m": (None, 0.9), "q4_0": (None, 0.9)}
 EXACT_GENERATION = ("f32", "f16")
+RENDERED = {"identical": "identical", "differs": "DIFFERS", "none": "(no chat template)",
+            "unknown": "(a template its built-in engine does not know: llama-server --jinja runs it)"}
+PROBE = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What colour is the sky?"},
+         {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "And grass?"}]
 
 
 @dataclass
@@ -28,6 +32,9 @@ class Report:
     positions: int = 0
     ids_match: bool = True
     template_match: bool = True
+    # how llama.cpp's own template engine (llama-cli, llama-server without --jinja) renders a conversation
+    # next to transformers (a RENDERED key)
+    rendered: str = "none"
     stops_match: bool = True
     max_logit_diff: float = 0.0
     top1_agreement: float = 1.0
@@ -42,6 +49,7 @@ class Report:
                  f"{self.positions} positions",
                  f"  token ids for the same text   {'identical' if self.ids_match else 'DIFFER'}",
                  f"  chat template in the file     {'identical' if self.template_match else 'DIFFERS'}",
+                 f"  chat prompt llama.cpp renders {RENDERED[self.rendered]}",
                  f"  stop tokens in the file       {'identical' if self.stops_match else 'DIFFER'}",
                  f"  last-position logits          max |diff| {self.max_logit_diff:.2e}"
                  + (f" (allowed {limit:.0e})" if limit else ""),
@@ -118,9 +126,36 @@ def _metadata(report: Report, llama, tokenizer, cfg: Config) -> None:
 
     template = llama.metadata.get("tokenizer.chat_template")
     report.template_match = (template or None) == (tokenizer.chat_template or None)
+    if template:
+        report.rendered = _rendered_by_llama_cpp(template, tokenizer)
     stops = _stop_ids(cfg, tokenizer)
     ends = {i for i in stops if _llama_cpp().llama_vocab_is_eog(llama._model.vocab, i)}
     report.stops_match = ends == set(stops) and llama.token_eos() == tokenizer.eos_token_id
+
+
+def _rendered_by_llama_cpp(template: str, tokenizer) -> str:
+    """Whether llama.cpp's built-in engine renders the probe conversation (or, for templates without a
+    system turn, its last three turns) as transformers does (a RENDERED key)."""
+    import ctypes
+
+    from axo.export.gguf import _llama_cpp
+
+    lib = _llama_cpp()
+    for messages in (PROBE, PROBE[1:]):
+        try:
+            ours = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:  # the template refuses a system turn
+            continue
+        chat = (lib.llama_chat_message * len(messages))(
+            *[lib.llama_chat_message(role=m["role"].encode(), content=m["content"].encode()) for m in messages])
+        buffer = ctypes.create_string_buffer(1 << 16)
+        n = lib.llama_chat_apply_template(template.encode(), chat, len(messages), True, buffer, len(buffer))
+        if n < 0:
+            return "unknown"
+        bos = tokenizer.bos_token or ""
+        same = buffer.raw[:n].decode() == (ours[len(bos):] if bos and ours.startswith(bos) else ours)
+        return "identical" if same else "differs"
+    return "unknown"
 
 
 def _stop_ids(cfg: Config, tokenizer) -> list[int]:
@@ -158,6 +193,9 @@ def _judge(report: Report) -> None:
         report.problems.append("llama.cpp tokenizes the same text into other token ids")
     if not report.template_match:
         report.problems.append("the chat template in the GGUF is not the trained model's")
+    if report.rendered == "differs":
+        report.problems.append("llama.cpp's built-in template engine renders a conversation differently from the "
+                               "trained template (serve with llama-server --jinja)")
     if not report.stops_match:
         report.problems.append("the GGUF's end-of-generation tokens are not the trained model's stop tokens")
     if limit is not None and report.max_logit_diff > limit:
