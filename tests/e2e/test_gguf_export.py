@@ -47,7 +47,7 @@ def trained(request, tmp_path_factory):
                             + "\n" for q, a in list(QUESTIONS.items()) * 4))
     data = [{"path": str(rows), "type": "chat_template"}]
     cfg = validate({"base_model": str(folder / "base"), "chat_template": "chatml", "sequence_len": 64, "seed": 0,
-                    "datasets": data, "test_datasets": data, "micro_batch_size": 8, "max_steps": 60,
+                    "datasets": data, "micro_batch_size": 8, "max_steps": 40,  # (checked on its training rows)
                     "learning_rate": 1e-2, "logging_steps": 10, "save_steps": 1000, "output_dir": str(folder / "out")})
     train(cfg)
     return cfg
@@ -67,7 +67,7 @@ def test_f32_export_computes_what_was_trained(trained):
 
 
 def test_q8_0_agrees_on_the_top_token(trained):
-    report = check_serving(trained, export_gguf(trained, "q8_0"), rows=32)
+    report = check_serving(trained, export_gguf(trained, "q8_0"), rows=16)
     assert report.positions >= 200 and report.top1_agreement >= 0.99, report.table()
     assert not report.problems, report.table()
 
