@@ -36,12 +36,14 @@ def export_gguf(cfg: Config, quant: str = "f16", checkpoint: str | None = None) 
     out = Path(cfg.train.output_dir) / "gguf"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"model-{quant}.gguf"
-    if quant in CONVERTED:
-        _convert(folder, path, quant)
-    else:
-        with tempfile.TemporaryDirectory(dir=out) as tmp:
-            _convert(folder, Path(tmp) / "model-f16.gguf", "f16")
-            _quantize(Path(tmp) / "model-f16.gguf", path, QUANTIZED[quant])
+    with tempfile.TemporaryDirectory(dir=out) as tmp:  # a failed export leaves no half-written file
+        written = Path(tmp) / path.name
+        if quant in CONVERTED:
+            _convert(folder, written, quant)
+        else:
+            _convert(folder, Path(tmp) / "f16.gguf", "f16")
+            _quantize(Path(tmp) / "f16.gguf", written, QUANTIZED[quant])
+        written.replace(path)
     write_modelfile(out / "Modelfile", path, folder, _prompt_format(cfg, checkpoint))
     log.info("GGUF written to %s (%.1f MB)", path, path.stat().st_size / 2**20)
     return path

@@ -29,6 +29,7 @@ class Report:
     gguf: str
     file_type: str
     rows: int = 0
+    split: str = "held-out"  # or "training", where the config has no eval rows
     positions: int = 0
     ids_match: bool = True
     template_match: bool = True
@@ -45,7 +46,7 @@ class Report:
 
     def table(self) -> str:
         limit, agree = TOLERANCE[self.file_type]
-        lines = [f"serving check of {self.gguf} ({self.file_type}) on {self.rows} held-out rows, "
+        lines = [f"serving check of {self.gguf} ({self.file_type}) on {self.rows} {self.split} rows, "
                  f"{self.positions} positions",
                  f"  token ids for the same text   {'identical' if self.ids_match else 'DIFFER'}",
                  f"  chat template in the file     {'identical' if self.template_match else 'DIFFERS'}",
@@ -74,13 +75,13 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
                        "writes). Fix: rename it, e.g. model-q8_0.gguf.")
     model, tokenizer, _ = load_for_inference(cfg, checkpoint, quantize=False)
     model.float()
-    sequences = held_out(cfg, tokenizer, rows)
+    sequences, split = held_out(cfg, tokenizer, rows)
     lib = _llama_cpp()
     # the attention cache in f32 too, so an f32 file is judged on its own (llama.cpp's default keeps it in f16)
     cache = {"type_k": lib.GGML_TYPE_F32, "type_v": lib.GGML_TYPE_F32} if file_type == "f32" else {}
     llama = lib.Llama(model_path=str(path), n_ctx=max(len(s) for s, _ in sequences) + new_tokens + 8,
                       logits_all=True, verbose=False, seed=0, **cache)
-    report = Report(str(path), file_type, rows=len(sequences))
+    report = Report(str(path), file_type, rows=len(sequences), split=split)
     _metadata(report, llama, tokenizer, cfg)
     stops = _stop_ids(cfg, tokenizer)
     agree, diffs = [], []
@@ -104,21 +105,23 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
     return report
 
 
-def held_out(cfg: Config, tokenizer, n: int) -> list[tuple[list[int], int]]:
-    """Up to n eval rows (else training rows) as training tokenized them: (ids, prompt length)."""
+def held_out(cfg: Config, tokenizer, n: int) -> tuple[list[tuple[list[int], int]], str]:
+    """Up to n eval rows (else training rows) as training tokenized them, as (ids, prompt length), and
+    which split they are."""
     from axo.data.chat import load_processing
     from axo.data.prepare import prepare
     from axo.data.tokenize import IGNORE
 
     text = load_processing(cfg, tokenizer)
     data = prepare(cfg, text.tokenizer, text.chat)
-    split = data.eval if data.eval is not None and len(data.eval) else data.train
+    held = data.eval is not None and len(data.eval) > 0
+    split = data.eval if held else data.train
     out = []
     for row in split.select(range(min(n, len(split)))):
         labels = row["labels"]
         first = next((i for i, t in enumerate(labels) if t != IGNORE), len(labels))
         out.append((list(row["input_ids"]), max(first, 1)))
-    return out
+    return out, "held-out" if held else "training"
 
 
 def _metadata(report: Report, llama, tokenizer, cfg: Config) -> None:
