@@ -45,10 +45,17 @@ def process_rows(raw, kind, cfg: Config) -> tuple[object, dict]:
 
 def row_fates(raw, kind, cfg: Config):
     """Per output row: the row pickled (empty when dropped), its `status`, `length` and STATS."""
+    import hashlib
+
     return raw.map(
         _batch, batched=True, with_indices=True, remove_columns=raw.column_names,
         num_proc=cfg.data.dataset_processes, desc=f"Preparing {kind.ctx.key}",
         fn_kwargs={"kind": kind, "key": f"`{kind.ctx.key}` ({kind.ctx.ds.path})", "cfg": cfg},
+        # axo caches prepared rows under its own key (data/prepare.py). datasets' fingerprint of these
+        # arguments would pickle the whole tokenizer (seconds for a 150k vocabulary); this one names the
+        # file by the input alone, and the rows are always computed, never read back from it
+        new_fingerprint=hashlib.sha256(f"{raw._fingerprint} {kind.ctx.key} {type(kind).__name__}".encode()).hexdigest()[:16],
+        load_from_cache_file=False,
     )
 
 
