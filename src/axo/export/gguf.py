@@ -13,6 +13,7 @@ from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
+from axo.infer.generate import load_generator
 
 log = logging.getLogger("axo")
 
@@ -44,7 +45,7 @@ def export_gguf(cfg: Config, quant: str = "f16", checkpoint: str | None = None) 
             _convert(folder, Path(tmp) / "f16.gguf", "f16")
             _quantize(Path(tmp) / "f16.gguf", written, QUANTIZED[quant])
         written.replace(path)
-    write_modelfile(out / "Modelfile", path, folder, _prompt_format(cfg, checkpoint))
+    write_modelfile(out / "Modelfile", path, folder, load_generator(cfg, checkpoint, model=False))
     log.info("GGUF written to %s (%.1f MB)", path, path.stat().st_size / 2**20)
     return path
 
@@ -92,40 +93,24 @@ def _llama_cpp():
     return llama_cpp
 
 
-def _prompt_format(cfg: Config, checkpoint: str | None) -> str | None:
-    """A prompt as training formatted it, with Ollama's `{{ .Prompt }}` for the text (no chat template)."""
-    from axo.infer.generate import load_generator
-
-    prompt, _ = load_generator(cfg, checkpoint, model=False).kind.prompt("\x01")
-    return prompt.replace("\x01", "{{ .Prompt }}") if prompt.count("\x01") == 1 else None
-
-
-def write_modelfile(path: Path, gguf: Path, folder: Path, prompt_format: str | None = None) -> None:
+def write_modelfile(path: Path, gguf: Path, folder: Path, prompts) -> None:
     """An Ollama Modelfile: the GGUF, the chat template as Ollama's Go template (without one, the
-    training prompt format), and the stop tokens."""
+    training prompt format), and the tokens `axo inference` stops on (`prompts`: its Generator)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     lines = [f"FROM ./{gguf.name}"]
-    template = go_template(tokenizer) if tokenizer.chat_template else prompt_format
+    prompt, _ = prompts.kind.prompt("\x01")
+    template = (go_template(tokenizer) if tokenizer.chat_template else
+                prompt.replace("\x01", "{{ .Prompt }}") if prompt.count("\x01") == 1 else None)
     if template is not None:
         lines.append(f'TEMPLATE """{template}"""')
     elif tokenizer.chat_template:
         log.warning("The chat template cannot be written as Ollama's Go template; the Modelfile leaves it to "
                     "Ollama, which reads the one in the GGUF")
-    for stop in stop_tokens(tokenizer, folder):
-        lines.append(f"PARAMETER stop {json.dumps(stop)}")
+    for stop in prompts.stop_ids:
+        lines.append(f"PARAMETER stop {json.dumps(tokenizer.convert_ids_to_tokens(stop))}")
     path.write_text("\n".join(lines) + "\n")
-
-
-def stop_tokens(tokenizer, folder: Path) -> list[str]:
-    """EOS and the generation config's other end tokens (axo adds the template's end of turn there)."""
-    ids = {tokenizer.eos_token_id}
-    config = folder / "generation_config.json"
-    if config.exists():
-        eos = json.loads(config.read_text()).get("eos_token_id")
-        ids |= set(eos if isinstance(eos, list) else [eos])
-    return [tokenizer.convert_ids_to_tokens(i) for i in sorted(i for i in ids if i is not None)]
 
 
 def go_template(tokenizer) -> str | None:

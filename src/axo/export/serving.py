@@ -65,7 +65,9 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
     import numpy as np
     import torch
 
+    from axo.data.chat import load_processing
     from axo.export.gguf import _llama_cpp
+    from axo.infer.generate import stop_ids
     from axo.model.loader import load_for_inference
 
     path = Path(gguf) if gguf else _newest(cfg)
@@ -75,15 +77,16 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
                        "writes). Fix: rename it, e.g. model-q8_0.gguf.")
     model, tokenizer, _ = load_for_inference(cfg, checkpoint, quantize=False)
     model.float()
-    sequences, split = held_out(cfg, tokenizer, rows)
+    text = load_processing(cfg, tokenizer)
+    stops = stop_ids(tokenizer, text.chat.stop_tokens)  # as `axo inference` stops
+    sequences, split = held_out(cfg, text, rows)
     lib = _llama_cpp()
     # the attention cache in f32 too, so an f32 file is judged on its own (llama.cpp's default keeps it in f16)
     cache = {"type_k": lib.GGML_TYPE_F32, "type_v": lib.GGML_TYPE_F32} if file_type == "f32" else {}
     llama = lib.Llama(model_path=str(path), n_ctx=max(len(s) for s, _ in sequences) + new_tokens + 8,
                       logits_all=True, verbose=False, seed=0, **cache)
     report = Report(str(path), file_type, rows=len(sequences), split=split)
-    _metadata(report, llama, tokenizer, cfg)
-    stops = _stop_ids(cfg, tokenizer)
+    _metadata(report, llama, tokenizer, stops)
     agree, diffs = [], []
     for ids, prompt_len in sequences:
         text = tokenizer.decode(ids)
@@ -105,14 +108,12 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
     return report
 
 
-def held_out(cfg: Config, tokenizer, n: int) -> tuple[list[tuple[list[int], int]], str]:
+def held_out(cfg: Config, text, n: int) -> tuple[list[tuple[list[int], int]], str]:
     """Up to n eval rows (else training rows) as training tokenized them, as (ids, prompt length), and
-    which split they are."""
-    from axo.data.chat import load_processing
+    which split they are (`text`: the run's Processing)."""
     from axo.data.prepare import prepare
     from axo.data.tokenize import IGNORE
 
-    text = load_processing(cfg, tokenizer)
     data = prepare(cfg, text.tokenizer, text.chat)
     held = data.eval is not None and len(data.eval) > 0
     split = data.eval if held else data.train
@@ -124,14 +125,13 @@ def held_out(cfg: Config, tokenizer, n: int) -> tuple[list[tuple[list[int], int]
     return out, "held-out" if held else "training"
 
 
-def _metadata(report: Report, llama, tokenizer, cfg: Config) -> None:
+def _metadata(report: Report, llama, tokenizer, stops: list[int]) -> None:
     from axo.export.gguf import _llama_cpp
 
     template = llama.metadata.get("tokenizer.chat_template")
     report.template_match = (template or None) == (tokenizer.chat_template or None)
     if template:
         report.rendered = _rendered_by_llama_cpp(template, tokenizer)
-    stops = _stop_ids(cfg, tokenizer)
     ends = {i for i in stops if _llama_cpp().llama_vocab_is_eog(llama._model.vocab, i)}
     report.stops_match = ends == set(stops) and llama.token_eos() == tokenizer.eos_token_id
 
@@ -159,18 +159,6 @@ def _rendered_by_llama_cpp(template: str, tokenizer) -> str:
         same = buffer.raw[:n].decode() == (ours[len(bos):] if bos and ours.startswith(bos) else ours)
         return "identical" if same else "differs"
     return "unknown"
-
-
-def _stop_ids(cfg: Config, tokenizer) -> list[int]:
-    """The trained model's stop tokens, as `axo inference` stops on them."""
-    from axo.data.chat import load_processing
-
-    stops = {tokenizer.eos_token_id}
-    for token in load_processing(cfg, tokenizer).chat.stop_tokens:
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-            stops.add(token_id)
-    return sorted(stops)
 
 
 def _greedy(llama, model, prompt: list[int], stops: list[int], new_tokens: int) -> tuple[bool, bool]:

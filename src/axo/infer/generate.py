@@ -8,6 +8,16 @@ from axo.errors import AxoError
 from axo.methods import training_name
 
 
+def stop_ids(tokenizer, stop_tokens) -> list[int]:
+    """EOS and the ids of the stop tokens (the chat template's end-of-turn markers) that are tokens."""
+    ids = {tokenizer.eos_token_id}
+    for token in stop_tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            ids.add(token_id)
+    return sorted(i for i in ids if i is not None)
+
+
 @dataclass
 class Generator:
     model: object
@@ -21,12 +31,7 @@ class Generator:
 
     @property
     def stop_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        for token in self.stop_tokens:
-            token_id = self.tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
-                ids.add(token_id)
-        return sorted(ids)
+        return stop_ids(self.tokenizer, self.stop_tokens)
 
     def generate_ids(self, inputs, max_new_tokens: int, temperature: float = 0.0, streamer=None):
         import torch
