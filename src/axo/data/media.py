@@ -180,9 +180,11 @@ class MediaCollator:
         return self._joined(batch, [len(rows)] if self.flatten else [len(pack) for pack in packed])
 
     def _joined(self, batch: dict, sizes: list[int]) -> dict[str, torch.Tensor]:
-        """Each pack's rows end to end in one sequence, with position_ids that restart at each row (as
-        text packs: data/collator.py); the image and audio tensors stay in row order, which is the
-        order of their tokens in the packed sequences."""
+        """Each pack's rows end to end in one sequence, padded and masked as text packs are (the text
+        Collator: position_ids restart at each row, no row learns to predict the next one's start);
+        the image and audio tensors stay in row order, which is the order of their tokens."""
+        from axo.data.collator import Collator
+
         mask = batch.pop("attention_mask").bool()
         ids, labels = batch.pop("input_ids"), batch.pop("labels")
         per_token = [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape]
@@ -190,19 +192,12 @@ class MediaCollator:
             raise AxoError(f"sample_packing: {type(self.processor).__name__} returns per-token {per_token}, which "
                            "packing does not join. Fix: set `sample_packing: false`.")
         rows = iter([(ids[i][mask[i]], labels[i][mask[i]]) for i in range(len(ids))])
-        packs = [[next(rows) for _ in range(n)] for n in sizes]
-        width = max(sum(len(row_ids) for row_ids, _ in pack) for pack in packs)
-        out = {"input_ids": torch.full((len(packs), width), self.processor.tokenizer.pad_token_id),
-               "labels": torch.full((len(packs), width), IGNORE), "position_ids": torch.zeros((len(packs), width),
-                                                                                          dtype=torch.long)}
-        for i, pack in enumerate(packs):
-            n = sum(len(row_ids) for row_ids, _ in pack)
-            out["input_ids"][i, :n] = torch.cat([row_ids for row_ids, _ in pack])
-            out["labels"][i, :n] = torch.cat([row_labels for _, row_labels in pack])
-            out["position_ids"][i] = torch.cat([torch.arange(len(row_ids)) for row_ids, _ in pack]
-                                               + [torch.arange(width - n)])  # padding: a row of its own
-        out["labels"][out["position_ids"] == 0] = IGNORE  # no row learns to predict the next one's start
-        return {**batch, **out}
+        packs = []
+        for n in sizes:
+            part = [next(rows) for _ in range(n)]
+            packs.append({"input_ids": torch.cat([i for i, _ in part]), "labels": torch.cat([lab for _, lab in part]),
+                          "position_ids": torch.cat([torch.arange(len(i)) for i, _ in part])})
+        return {**batch, **Collator(self.processor.tokenizer.pad_token_id)(packs)}
 
     def _expand(self, ids: list[int], labels: list[int], processed: torch.Tensor) -> torch.Tensor:
         """Labels for the processor's ids: they are our ids with each image or audio token repeated for

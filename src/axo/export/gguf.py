@@ -45,7 +45,7 @@ def export_gguf(cfg: Config, quant: str = "f16", checkpoint: str | None = None) 
             _convert(folder, Path(tmp) / "f16.gguf", "f16")
             _quantize(Path(tmp) / "f16.gguf", written, QUANTIZED[quant])
         written.replace(path)
-    write_modelfile(out / "Modelfile", path, folder, load_generator(cfg, checkpoint, model=False))
+    write_modelfile(out / "Modelfile", path, load_generator(cfg, checkpoint, model=False))
     log.info("GGUF written to %s (%.1f MB)", path, path.stat().st_size / 2**20)
     return path
 
@@ -93,12 +93,11 @@ def _llama_cpp():
     return llama_cpp
 
 
-def write_modelfile(path: Path, gguf: Path, folder: Path, prompts) -> None:
+def write_modelfile(path: Path, gguf: Path, prompts) -> None:
     """An Ollama Modelfile: the GGUF, the chat template as Ollama's Go template (without one, the
-    training prompt format), and the tokens `axo inference` stops on (`prompts`: its Generator)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    training prompt format), and the tokens `axo inference` stops on (`prompts`: its Generator, with
+    the trained folder's tokenizer)."""
+    tokenizer = prompts.tokenizer
     lines = [f"FROM ./{gguf.name}"]
     prompt, _ = prompts.kind.prompt("\x01")
     template = (go_template(tokenizer) if tokenizer.chat_template else
