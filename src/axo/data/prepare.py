@@ -15,11 +15,11 @@ from pathlib import Path
 from axo.config import Config
 from axo.data.chat import ChatSetup, context, setup_chat
 from axo.data.rows import DROPPED, process_rows, row_kind
+from axo.data.scratch import Scratch, scratch
 from axo.data.sources import load_rows
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
-CACHE_VERSION = 3  # bump when row preparation changes what it writes
 WAIT_LOG_EVERY = 60.0
 
 
@@ -43,10 +43,12 @@ def prepare(cfg: Config, tokenizer, chat: ChatSetup | None = None, processor=Non
     return _cached(cfg, tokenizer, chat, processor)
 
 
-def split_eval(rows, cfg: Config):
+def split_eval(rows, cfg: Config, work: Scratch):
     """(train, eval): `val_set_size` rows (a fraction below 1, a count from 1) held out, seeded."""
     size = cfg.data.val_set_size
-    parts = rows.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed)
+    parts = rows.train_test_split(test_size=int(size) if size >= 1 else size, seed=cfg.train.seed,
+                                  train_indices_cache_file_name=work.file("train-order"),
+                                  test_indices_cache_file_name=work.file("eval-order"))
     return parts["train"], parts["test"]
 
 
@@ -55,7 +57,7 @@ def _cached(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool = Tr
     hit = (cache / "stats.json").exists()
     built = not hit and _is_local_main()
     if built:
-        _build_into(cache, lambda: _build(cfg, tokenizer, chat, processor, train))
+        _build_into(cache, lambda work: _build(cfg, tokenizer, chat, processor, train, work))
     elif not hit:
         _wait_for(cache)
     # One line per process, whatever the timing: exactly one process per machine says "tokenized".
@@ -68,27 +70,30 @@ def _build_into(cache: Path, build) -> None:
     failed = cache.with_name(cache.name + ".failed")
     failed.unlink(missing_ok=True)
     try:
-        splits, stats = build()
-        _write_cache(cache, splits, stats)
+        with scratch(cache, key=cache.name) as work:  # (removed once the rows are saved, or on failure)
+            splits, stats = build(work)
+            _write_cache(cache, splits, stats)
     except BaseException as err:
         cache.parent.mkdir(parents=True, exist_ok=True)
         failed.write_text(f"{type(err).__name__}: {err}")  # tells waiting processes to stop
         raise
 
 
-def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool) -> tuple[dict, list[dict]]:
+def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool,
+           work: Scratch) -> tuple[dict, list[dict]]:
     stats, splits = [], {}
     if train:
-        splits["train"], stats = _prepare_list("datasets", cfg, tokenizer, chat, processor)
+        splits["train"], stats = _prepare_list("datasets", cfg, tokenizer, chat, processor, work)
         if cfg.data.shuffle_merged_datasets and not cfg.data.curriculum_sampling:
-            splits["train"] = splits["train"].shuffle(seed=cfg.train.seed).flatten_indices()
+            splits["train"] = splits["train"].shuffle(seed=cfg.train.seed, indices_cache_file_name=work.file(
+                "shuffled-order")).flatten_indices(cache_file_name=work.file("shuffled"))
     if cfg.data.test_datasets:
-        splits["eval"], eval_stats = _prepare_list("test_datasets", cfg, tokenizer, chat, processor)
+        splits["eval"], eval_stats = _prepare_list("test_datasets", cfg, tokenizer, chat, processor, work)
         stats += eval_stats
     elif train and cfg.data.val_set_size:
-        splits["train"], splits["eval"] = split_eval(splits["train"], cfg)
+        splits["train"], splits["eval"] = split_eval(splits["train"], cfg, work)
     if cfg.data.dataset_exact_deduplication:
-        splits = _deduplicate(splits, stats)
+        splits = _deduplicate(splits, stats, work)
     for name, split in splits.items():
         if len(split) == 0:
             raise AxoError(f"the {name} split is empty after filtering and deduplication.")
@@ -100,14 +105,14 @@ def _build(cfg: Config, tokenizer, chat: ChatSetup, processor, train: bool) -> t
     return splits, stats
 
 
-def _prepare_list(list_key: str, cfg: Config, tokenizer, chat: ChatSetup, processor):
+def _prepare_list(list_key: str, cfg: Config, tokenizer, chat: ChatSetup, processor, work: Scratch):
     import datasets
 
     parts, stats = [], []
     for i, ds in enumerate(getattr(cfg.data, list_key)):
         key = f"{list_key}[{i}]"
         kind = row_kind(cfg, context(cfg, chat, list_key, i, tokenizer, processor))
-        part, stat = process_rows(load_rows(ds, key), kind, cfg)
+        part, stat = process_rows(load_rows(ds, key, cache_dir=work.downloads), kind, cfg, work)
         stats.append(stat)
         if len(part) == 0:
             note = getattr(kind, "LENGTH_NOTE", "")
@@ -125,7 +130,7 @@ def _drop_summary(stat: dict) -> str:
     return ", ".join(dropped or ["none dropped"]) + f" of {stat['rows_in']}"
 
 
-def _deduplicate(splits: dict, stats: list[dict]) -> dict:
+def _deduplicate(splits: dict, stats: list[dict], work: Scratch) -> dict:
     """Exact duplicates (the same prepared row) leave the training split, and eval rows that also
     appear in training leave the eval split, so eval never scores memorised rows."""
     columns = [c for c in splits["train"].column_names if c != "length"]
@@ -144,12 +149,13 @@ def _deduplicate(splits: dict, stats: list[dict]) -> dict:
 
     out = dict(splits)
     before = len(splits["train"])
-    out["train"] = splits["train"].filter(first_time, input_columns=columns)
+    out["train"] = splits["train"].filter(first_time, input_columns=columns, cache_file_name=work.file("unique"))
     train_keys = set(seen)
     removed = {"train": before - len(out["train"])}
     if "eval" in splits:
         before = len(splits["eval"])
-        out["eval"] = splits["eval"].filter(lambda *values: key(*values) not in train_keys, input_columns=columns)
+        out["eval"] = splits["eval"].filter(lambda *values: key(*values) not in train_keys, input_columns=columns,
+                                            cache_file_name=work.file("unique-eval"))
         removed["eval"] = before - len(out["eval"])
     stats.append({"dataset": "deduplication", "removed": removed})
     log.info("Exact deduplication removed %s rows", removed)
@@ -163,20 +169,19 @@ def _cache_dir(cfg: Config, tokenizer, chat: ChatSetup, processor) -> Path:
 
 def fingerprint(cfg: Config, tokenizer, chat: ChatSetup, processor=None) -> str:
     """Hash of everything that changes the rows: data file contents, dataset entries and data
-    options, the method and its row keys, the tokenizer (vocabulary, special tokens), each
-    dataset's chat template and end-of-turn tokens, the code of row transforms, the processor."""
+    options, the method and its row keys, the tokenizer (its whole definition), each dataset's chat
+    template and end-of-turn tokens, the code of row transforms, the processor, and the code that
+    prepares rows (axo's data package and the libraries that tokenize and render)."""
     entries = (cfg.data.datasets or []) + (cfg.data.test_datasets or [])
     trl = cfg.rl.trl
     h = hashlib.sha256()
     h.update(json.dumps({
-        "version": CACHE_VERSION,
+        "code": _code_version(),
         "data": cfg.data.model_dump(mode="json", exclude={"dataset_prepared_path", "dataset_processes"}),
         "method": cfg.method.name, "task": cfg.model.task, "max_prompt_len": cfg.rl.max_prompt_len,
         "max_completion_length": trl.max_completion_length if trl else None,
         "seed": cfg.train.seed,  # shuffling and the val_set_size split depend on it
-        "vocab": sorted(tokenizer.get_vocab().items()),
-        "special": tokenizer.special_tokens_map,
-        "bos": tokenizer("", add_special_tokens=True)["input_ids"],
+        "tokenizer": _tokenizer_identity(tokenizer),
         "chat": [[c.template, c.eot] for c in chat.datasets + chat.test_datasets],
         "processor": processor.to_dict() if processor is not None else None,
     }, sort_keys=True, default=str).encode())
@@ -185,6 +190,41 @@ def fingerprint(cfg: Config, tokenizer, chat: ChatSetup, processor=None) -> str:
         if entry.is_transform:
             _hash_path(h, _module_file(entry.type))
     return h.hexdigest()[:16]
+
+
+def _tokenizer_identity(tokenizer) -> dict:
+    """What decides the ids a tokenizer gives: for a fast tokenizer its whole definition (vocabulary,
+    merges, normalizer, pre-tokenizer, added tokens with their flags, post-processor), less the
+    truncation and padding state that calling it leaves behind; the Python-side special tokens and
+    whether it adds BOS/EOS (read off an encoding)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = json.loads(backend.to_str())
+        definition.pop("truncation", None), definition.pop("padding", None)
+        model = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    else:  # a slow or mistral-common tokenizer: its vocabulary
+        model = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
+    return {"class": type(tokenizer).__name__, "model": model, "special": tokenizer.special_tokens_map,
+            "added": len(tokenizer), "ends": tokenizer("a", add_special_tokens=True)["input_ids"]}
+
+
+def _code_version() -> dict:
+    """axo's row-preparing code (axo.data, the method table that picks row kinds, the dataset entry's
+    fields) and the versions of the libraries that tokenize and render templates: a new release of
+    either may write other rows."""
+    from importlib import metadata
+
+    package = Path(__file__).parents[1]
+    h = hashlib.sha256()
+    for f in [*sorted((package / "data").rglob("*.py")), package / "methods.py", package / "config" / "data.py"]:
+        h.update(f.read_bytes())
+    versions = {}
+    for name in ("transformers", "tokenizers", "jinja2", "trl"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"axo": h.hexdigest()[:16], **versions}
 
 
 def _module_file(dotted: str) -> str:

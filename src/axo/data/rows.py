@@ -24,6 +24,7 @@ import pickle
 from axo.config import Config
 from axo.data.formats import get_format
 from axo.data.formats.base import Context, RowError
+from axo.data.scratch import Scratch
 from axo.data.tokenize import IGNORE, encode
 from axo.errors import AxoError
 
@@ -32,29 +33,34 @@ DROPPED = {"too_long": "dropped_too_long", "too_short": "dropped_too_short", "lo
            "untrained": "dropped_untrained", "bad": "skipped_bad"}
 
 
-def process_rows(raw, kind, cfg: Config) -> tuple[object, dict]:
-    """(the kept rows in the kind's columns, the entry's statistics)."""
+def process_rows(raw, kind, cfg: Config, scratch: Scratch | None = None) -> tuple[object, dict]:
+    """(the kept rows in the kind's columns, the entry's statistics). `scratch`: where datasets writes
+    each step's output (data/scratch.py); without one, steps on rows in memory stay in memory."""
     columns = kind.columns(raw)
-    fates = row_fates(raw, kind, cfg)
+    fates = row_fates(raw, kind, cfg, scratch)
     stats = statistics(kind.ctx.key, kind.ctx.ds.path, len(raw), fates, kind.STATS)
-    kept = fates.filter(lambda status: status in KEPT, input_columns="status")
+    kept = fates.filter(lambda status: status in KEPT, input_columns="status",
+                        cache_file_name=scratch.file("kept") if scratch else None)
     rows = kept.map(_unpack, batched=True, remove_columns=kept.column_names, desc=f"Unpacking {kind.ctx.key}",
-                    fn_kwargs={"columns": columns, "keep_length": kind.KEEP_LENGTH})
+                    fn_kwargs={"columns": columns, "keep_length": kind.KEEP_LENGTH},
+                    cache_file_name=scratch.file("rows") if scratch else None)
     return rows, stats
 
 
-def row_fates(raw, kind, cfg: Config):
+def row_fates(raw, kind, cfg: Config, scratch: Scratch | None = None):
     """Per output row: the row pickled (empty when dropped), its `status`, `length` and STATS."""
-    import hashlib
+    from datasets.fingerprint import generate_random_fingerprint
 
     return raw.map(
         _batch, batched=True, with_indices=True, remove_columns=raw.column_names,
         num_proc=cfg.data.dataset_processes, desc=f"Preparing {kind.ctx.key}",
         fn_kwargs={"kind": kind, "key": f"`{kind.ctx.key}` ({kind.ctx.ds.path})", "cfg": cfg},
-        # axo caches prepared rows under its own key (data/prepare.py). datasets' fingerprint of these
-        # arguments would pickle the whole tokenizer (seconds for a 150k vocabulary); this one names the
-        # file by the input alone, and the rows are always computed, never read back from it
-        new_fingerprint=hashlib.sha256(f"{raw._fingerprint} {kind.ctx.key} {type(kind).__name__}".encode()).hexdigest()[:16],
+        # datasets' own fingerprint of these arguments would pickle the whole tokenizer (seconds for a 150k
+        # vocabulary) and still miss what the rows depend on; axo's cache key names all of it, and every
+        # later step's fingerprint derives from this one
+        new_fingerprint=scratch.fingerprint(raw._fingerprint, kind.ctx.key, type(kind).__name__) if scratch
+        else generate_random_fingerprint(),
+        cache_file_name=scratch.file("fates") if scratch else None,
         load_from_cache_file=False,
     )
 

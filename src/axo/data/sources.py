@@ -11,9 +11,11 @@ EXTENSIONS = {
 }
 
 
-def load_rows(ds, key: str, streaming: bool = False):
+def load_rows(ds, key: str, streaming: bool = False, cache_dir: str | None = None):
     """`ds` is a dataset entry (path, name, split, data_files, ds_type, revision); `key` is where
-    it sits in the config (`datasets[0]`), for error messages."""
+    it sits in the config (`datasets[0]`), for error messages. `cache_dir`: where datasets converts
+    local files and URIs (a preparation's own folder, data/scratch.py); hub datasets stay in datasets'
+    cache, where they were downloaded (and where an offline machine finds them)."""
     import datasets
 
     path = Path(ds.path).expanduser()
@@ -24,17 +26,17 @@ def load_rows(ds, key: str, streaming: bool = False):
             files = ds.data_files or ds.path
             first = files if isinstance(files, str) else files[0]
             return datasets.load_dataset(_file_type(ds, PurePosixPath(first), key), data_files=files,
-                                         split="train", streaming=streaming)
+                                         split="train", streaming=streaming, cache_dir=cache_dir)
         if path.is_file():
             return datasets.load_dataset(_file_type(ds, path, key), data_files=str(path), split="train",
-                                         streaming=streaming)
+                                         streaming=streaming, cache_dir=cache_dir)
         if path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "state.json").exists():
                 saved = datasets.load_from_disk(str(path))
                 return saved.to_iterable_dataset() if streaming else saved
             files = _local_files(path, ds.data_files)
             return datasets.load_dataset(_file_type(ds, Path(files[0]), key), data_files=files,
-                                         split="train", streaming=streaming)
+                                         split="train", streaming=streaming, cache_dir=cache_dir)
         return datasets.load_dataset(ds.path, name=ds.name, split=ds.split, revision=ds.revision,
                                      data_files=ds.data_files, streaming=streaming)
     except AxoError:
