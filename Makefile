@@ -9,11 +9,14 @@ STAMP := $(VENV)/.axo-installed
 
 setup: $(STAMP)
 
-# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml constraints.txt
+# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build. llama.cpp (the
+# GGUF export's runtime) next, compiled for a portable instruction set rather than this CPU (see
+# src/axo/export/llama_cpp.py: a native build crashes on other machines, and on AMX ones).
+$(STAMP): pyproject.toml constraints.txt Makefile src/axo/export/llama_cpp.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	PYTHONPATH=src $(PY) -m axo.export.llama_cpp --build
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	$(PY) tests/fixtures/real_tokenizers.py
 	$(PY) -m axo.export.llama_cpp

@@ -5,6 +5,7 @@ seconds to answer short questions and stop on ChatML's <|im_end|>; and the quick
 own byte-level tokenizer llama.cpp does not know by its vocabulary."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -72,14 +73,19 @@ def test_q8_0_agrees_on_the_top_token(trained):
     assert not report.problems, report.table()
 
 
+def quickstart(sft_start, make_config):
+    """The config of the briefly trained quickstart model (conftest's sft_start), its eight held-out rows."""
+    return make_config(base_model=str(EXAMPLES / "tiny-llama"), reinit_weights=True, sequence_len=128,
+                       datasets=[{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": QUICKSTART_PROMPT}],
+                       test_datasets=[{"path": str(sft_start / "eight.jsonl"), "type": QUICKSTART_PROMPT}],
+                       output_dir=str(sft_start / "sft"))
+
+
 def test_the_quickstart_model_serves_as_trained(sft_start, make_config):
     """The quickstart's tokenizer is its own (digits one by one, then GPT-2's pattern): llama.cpp does not
     know its vocabulary, so axo names the pre-tokenizer from tokenizer.json, and the check confirms
     that llama.cpp splits held-out prompts into the same ids and answers them the same way."""
-    cfg = make_config(base_model=str(EXAMPLES / "tiny-llama"), reinit_weights=True, sequence_len=128,
-                      datasets=[{"path": str(EXAMPLES / "data" / "sort_train.jsonl"), "type": QUICKSTART_PROMPT}],
-                      test_datasets=[{"path": str(sft_start / "eight.jsonl"), "type": QUICKSTART_PROMPT}],
-                      output_dir=str(sft_start / "sft"))
+    cfg = quickstart(sft_start, make_config)
     gguf = export_gguf(cfg, "f32")
     report = check_serving(cfg, gguf, rows=8)
     assert not report.problems and report.generations_match == 8 and report.max_logit_diff <= 1e-4, report.table()
@@ -88,6 +94,39 @@ def test_the_quickstart_model_serves_as_trained(sft_start, make_config):
 
     prompt = json.loads((sft_start / "eight.jsonl").read_text().splitlines()[0])["instruction"]
     assert load_gguf_generator(cfg, str(gguf)).stream(prompt, 20, 0.0) == load_generator(cfg).stream(prompt, 20, 0.0)
+
+
+def test_a_llama_cpp_crash_in_the_check_is_an_error_that_loses_nothing(sft_start, make_config, monkeypatch):
+    """llama.cpp dies (SIGSEGV, as a faulting kernel would) while it evaluates the held-out rows: the check
+    raises an error naming the file, its type and the signal; the export and the trained model stay, and
+    this process checks the file again."""
+    import os
+    import signal
+
+    from axo.errors import AxoError
+    from axo.export.llama_child import LlamaChild
+
+    cfg = quickstart(sft_start, make_config)
+    gguf = export_gguf(cfg, "q8_0")
+    def written():  # the trained model's files and the export, with their times
+        return {p: p.stat().st_mtime_ns for p in [*(sft_start / "sft").glob("*.*"), *gguf.parent.iterdir()]}
+
+    before = written()
+    call = LlamaChild.call
+
+    def crash_when_evaluating(self, op, *args):
+        if op == "logits":
+            os.kill(self.pid, signal.SIGSEGV)
+            self._process.wait()
+        return call(self, op, *args)
+
+    monkeypatch.setattr(LlamaChild, "call", crash_when_evaluating)
+    with pytest.raises(AxoError, match=re.escape(f"llama.cpp was killed by SIGSEGV (signal 11) while evaluating {gguf} "
+                                                 "(q8_0). Its build: llama-cpp-python")):
+        check_serving(cfg, gguf, rows=2)
+    assert written() == before
+    monkeypatch.undo()
+    assert not check_serving(cfg, gguf, rows=2).problems
 
 
 def test_chat_templates_become_ollama_templates():

@@ -77,20 +77,11 @@ def _convert(folder: Path, path: Path, outtype: str) -> None:
 
 
 def _quantize(source: Path, path: Path, ftype: int) -> None:
-    llama_cpp = _llama_cpp()
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    if llama_cpp.llama_model_quantize(str(source).encode(), str(path).encode(), params) != 0:
-        raise AxoError(f"llama.cpp could not quantize {source}")
+    from axo.export.llama_child import LlamaChild
 
-
-def _llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError:
-        raise AxoError("GGUF export and its check need llama.cpp's Python binding. Fix: pip install "
-                       "'axo[gguf]' (it builds llama.cpp, a few minutes).") from None
-    return llama_cpp
+    with LlamaChild(file_type=path.stem.rsplit("-", 1)[-1], target=path.name) as llama:
+        if llama.call("quantize", str(source), str(path), ftype) != 0:
+            raise AxoError(f"llama.cpp could not quantize {source}")
 
 
 def write_modelfile(path: Path, gguf: Path, prompts) -> None:

@@ -66,7 +66,7 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
     import torch
 
     from axo.data.chat import load_processing
-    from axo.export.gguf import _llama_cpp
+    from axo.export.llama_child import LlamaChild
     from axo.infer.generate import stop_ids
     from axo.model.loader import load_for_inference
 
@@ -80,28 +80,24 @@ def check_serving(cfg: Config, gguf: str | Path | None = None, checkpoint: str |
     text = load_processing(cfg, tokenizer)
     stops = stop_ids(tokenizer, text.chat.stop_tokens)  # as `axo inference` stops
     sequences, split = held_out(cfg, text, rows)
-    lib = _llama_cpp()
-    # the attention cache in f32 too, so an f32 file is judged on its own (llama.cpp's default keeps it in f16)
-    cache = {"type_k": lib.GGML_TYPE_F32, "type_v": lib.GGML_TYPE_F32} if file_type == "f32" else {}
-    llama = lib.Llama(model_path=str(path), n_ctx=max(len(s) for s, _ in sequences) + new_tokens + 8,
-                      logits_all=True, verbose=False, seed=0, **cache)
     report = Report(str(path), file_type, rows=len(sequences), split=split)
-    _metadata(report, llama, tokenizer, stops)
-    agree, diffs = [], []
-    for ids, prompt_len in sequences:
-        text = tokenizer.decode(ids)
-        if llama.tokenize(text.encode(), add_bos=False, special=True) != tokenizer(text, add_special_tokens=False)["input_ids"]:
-            report.ids_match = False
-        llama.reset()
-        llama.eval(ids)
-        theirs = np.asarray(llama.scores[:len(ids)], dtype=np.float64)
-        with torch.no_grad():
-            ours = model(torch.tensor([ids])).logits[0].double().numpy()
-        agree += list(theirs.argmax(-1) == ours.argmax(-1))
-        diffs.append(float(np.abs(theirs[-1] - ours[-1]).max()))
-        same, stopped = _greedy(llama, model, ids[:prompt_len], stops, new_tokens)
-        report.generations, report.generations_match = report.generations + 1, report.generations_match + same
-        report.stopped += stopped
+    # the attention cache in f32 too, so an f32 file is judged on its own
+    with LlamaChild(path, file_type, n_ctx=max(len(s) for s, _ in sequences) + new_tokens + 8, logits_all=True,
+                    seed=0, f32_cache=file_type == "f32") as llama:
+        _metadata(report, llama, tokenizer, stops)
+        agree, diffs = [], []
+        for ids, prompt_len in sequences:
+            text = tokenizer.decode(ids)
+            if llama.call("tokenize", text, False, True) != tokenizer(text, add_special_tokens=False)["input_ids"]:
+                report.ids_match = False
+            top, last = llama.call("logits", ids)
+            with torch.no_grad():
+                ours = model(torch.tensor([ids])).logits[0].double().numpy()
+            agree += list(np.asarray(top) == ours.argmax(-1))
+            diffs.append(float(np.abs(last - ours[-1]).max()))
+            same, stopped = _greedy(llama, model, ids[:prompt_len], stops, new_tokens)
+            report.generations, report.generations_match = report.generations + 1, report.generations_match + same
+            report.stopped += stopped
     report.positions, report.max_logit_diff = len(agree), max(diffs)
     report.top1_agreement = float(np.mean(agree))
     _judge(report)
@@ -126,38 +122,26 @@ def held_out(cfg: Config, text, n: int) -> tuple[list[tuple[list[int], int]], st
 
 
 def _metadata(report: Report, llama, tokenizer, stops: list[int]) -> None:
-    from axo.export.gguf import _llama_cpp
-
-    template = llama.metadata.get("tokenizer.chat_template")
-    report.template_match = (template or None) == (tokenizer.chat_template or None)
-    if template:
-        report.rendered = _rendered_by_llama_cpp(template, tokenizer)
-    ends = {i for i in stops if _llama_cpp().llama_vocab_is_eog(llama._model.vocab, i)}
-    report.stops_match = ends == set(stops) and llama.token_eos() == tokenizer.eos_token_id
+    meta = llama.call("metadata", stops)
+    report.template_match = (meta["template"] or None) == (tokenizer.chat_template or None)
+    if meta["template"]:
+        report.rendered = _rendered_by_llama_cpp(llama, meta["template"], tokenizer)
+    report.stops_match = set(meta["eog"]) == set(stops) and meta["eos"] == tokenizer.eos_token_id
 
 
-def _rendered_by_llama_cpp(template: str, tokenizer) -> str:
+def _rendered_by_llama_cpp(llama, template: str, tokenizer) -> str:
     """Whether llama.cpp's built-in engine renders the probe conversation (or, for templates without a
     system turn, its last three turns) as transformers does (a RENDERED key)."""
-    import ctypes
-
-    from axo.export.gguf import _llama_cpp
-
-    lib = _llama_cpp()
     for messages in (PROBE, PROBE[1:]):
         try:
             ours = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception:  # the template refuses a system turn
             continue
-        chat = (lib.llama_chat_message * len(messages))(
-            *[lib.llama_chat_message(role=m["role"].encode(), content=m["content"].encode()) for m in messages])
-        buffer = ctypes.create_string_buffer(1 << 16)
-        n = lib.llama_chat_apply_template(template.encode(), chat, len(messages), True, buffer, len(buffer))
-        if n < 0:
+        theirs = llama.call("render", template, messages)
+        if theirs is None:
             return "unknown"
         bos = tokenizer.bos_token or ""
-        same = buffer.raw[:n].decode() == (ours[len(bos):] if bos and ours.startswith(bos) else ours)
-        return "identical" if same else "differs"
+        return "identical" if theirs == (ours[len(bos):] if bos and ours.startswith(bos) else ours) else "differs"
     return "unknown"
 
 
@@ -169,12 +153,7 @@ def _greedy(llama, model, prompt: list[int], stops: list[int], new_tokens: int) 
     with torch.no_grad():
         ours = model.generate(torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False,
                               eos_token_id=stops, pad_token_id=stops[0])[0, len(prompt):].tolist()
-    theirs = []
-    llama.reset()
-    for token in llama.generate(prompt, temp=0.0, top_k=1, reset=True):
-        theirs.append(token)
-        if token in stops or len(theirs) >= new_tokens:
-            break
+    theirs = llama.call("greedy", prompt, stops, new_tokens)
     return ours == theirs, bool(theirs) and theirs[-1] in stops
 
 

@@ -2,6 +2,7 @@
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
@@ -56,27 +57,26 @@ class Generator:
 class LlamaCppGenerator:
     """The same prompts, answered by llama.cpp from an exported GGUF (greedy, or sampled)."""
 
-    llama: object
+    llama: object  # an export.llama_child.LlamaChild
     prompts: Generator  # its tokenizer, row kind and stop tokens format the prompt; its model is unused
 
     def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
         prompt, add_special_tokens = self.prompts.kind.prompt(text)
-        tokens = self.llama.tokenize(prompt.encode(), add_bos=add_special_tokens, special=True)
-        out, stops = [], set(self.prompts.stop_ids)
-        for token in self.llama.generate(tokens, temp=temperature, top_k=0 if temperature > 0 else 1, reset=True):
-            if token in stops or len(out) >= max_new_tokens:
-                break
+        tokens = self.llama.call("tokenize", prompt, add_special_tokens, True)
+        out = []
+        for token, piece in self.llama.stream("generate", tokens, temperature, self.prompts.stop_ids, max_new_tokens):
             out.append(token)
-            print(self.llama.detokenize([token]).decode(errors="replace"), end="", flush=True)
+            print(piece.decode(errors="replace"), end="", flush=True)
         print()
         return self.prompts.tokenizer.decode(out, skip_special_tokens=True)
 
 
 def load_gguf_generator(cfg: Config, gguf: str) -> LlamaCppGenerator:
-    from axo.export.gguf import _llama_cpp
+    """llama.cpp answering from `gguf`, in a child process that ends with this one (export/llama_child.py)."""
+    from axo.export.llama_child import LlamaChild
 
     prompts = load_generator(cfg, model=False)
-    return LlamaCppGenerator(_llama_cpp().Llama(model_path=gguf, n_ctx=0, verbose=False, seed=cfg.train.seed),
+    return LlamaCppGenerator(LlamaChild(gguf, Path(gguf).stem.rsplit("-", 1)[-1], n_ctx=0, seed=cfg.train.seed),
                              prompts)
 
 
