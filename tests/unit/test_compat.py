@@ -43,6 +43,31 @@ def test_every_axolotl_key_has_a_class():
     assert unclassified() == []
 
 
+def test_every_key_any_axolotl_release_read_has_a_class():
+    """Not only the newest release's keys: every key that a release from 0.3.0 on (or main between
+    releases) read, from Axolotl's git history (config/axolotl_history.tsv)."""
+    from axo.config.compat import history
+
+    keys = axolotl_keys()
+    left = [key for (where, key) in history() if where == "top" and key not in set(KEY_AREA) | keys["top"] | keys["plugin"]
+            and key not in ALIASES and key not in ATTENTION_FLAGS and key not in TABLE]
+    left += [f"datasets.{key}" for (where, key) in history() if where == "dataset"
+             and key not in DatasetConfig.model_fields and key not in keys["dataset"]
+             and key not in MESSAGE_FIELD_ALIASES and f"datasets.{key}" not in TABLE]
+    assert sorted(left) == []
+    assert len([k for k in history() if k[0] == "top"]) >= 500  # the whole history, not a sample
+
+
+def test_old_names_are_read_as_their_successors(caplog):
+    """A key an older release read under another name means the newer key, said once."""
+    with caplog.at_level(logging.INFO, logger="axo"):
+        cfg = validate({**BASE, "val_set_size": 0.1, "do_causal_lm_eval": True, "eval_table_max_new_tokens": 64,
+                        "push_to_hub_model_id": "me/model", "adamw_beta2": 0.95})
+    assert cfg.train.eval_max_new_tokens == 64 and cfg.train.adam_beta2 == 0.95
+    assert cfg.train.hub_model_id == "me/model"
+    assert "`eval_table_max_new_tokens` (Axolotl): Axolotl's old name of `eval_max_new_tokens`" in caplog.text
+
+
 def test_mapped_keys_become_what_they_mean(caplog):
     caplog.set_level(logging.INFO, logger="axo")
     cfg = validate({**BASE, "dataset_num_proc": 4, "evaluation_strategy": "no", "noisy_embedding_alpha": 5,
@@ -76,13 +101,13 @@ def test_speed_only_keys_are_skipped_with_one_warning(caplog):
 
 def test_refused_keys_and_values_say_why():
     msgs = problems(optimizer="dion", relora=True, plugins=["axolotl.integrations.grokfast.GrokfastPlugin", "x.Y"],
-                    kd_online_server_base_url="http://teacher:8000", datasets=[{"path": "d.jsonl", "type": "alpaca_w_system"}])
+                    kd_online_server_base_url="http://teacher:8000", datasets=[{"path": "d.jsonl", "type": "metharme"}])
     joined = "\n".join(msgs)
     assert "`optimizer: dion`: Axolotl's `dion` optimizer is not in axo yet" in joined
     assert "`relora`: a training method axo does not have" in joined
     assert "GrokfastPlugin is not in axo" in joined and "'x.Y' is not a plugin axo knows" in joined
     assert "`kd_online_server_base_url`: a teacher served by vLLM or SGLang is not in axo" in joined
-    assert "`alpaca_w_system`: an older prompt format axo does not write" in joined
+    assert "`metharme`: an older prompt format axo does not write" in joined
 
 
 def test_axolotl_kd_configs_load_as_axo_distillation():
@@ -107,9 +132,16 @@ def test_distillation_needs_exactly_one_teacher():
     assert "`rl: gkd` distils a teacher: set `teacher_model" in "".join(problems(rl="gkd", datasets=sft))
 
 
-def test_an_unknown_key_is_still_a_typo():
-    [msg] = problems(save_per_epoch=2)
-    assert "did you mean `saves_per_epoch`?" in msg
+def test_an_unknown_key_one_edit_from_a_learned_key_is_an_error(caplog):
+    """The rule of UNREAD_RULE: a typo of a key that changes what is learned stops the run; a typo of one
+    that does not (`saves_per_epoch` says when to save) is a warning naming it, and an error with strict."""
+    [msg] = problems(lora_rr=8)
+    assert msg.startswith("`lora_rr`: unknown key; did you mean `lora_r`?")
+    with caplog.at_level(logging.WARNING, logger="axo"):
+        validate({**BASE, "save_per_epoch": 2})
+    assert "`save_per_epoch`: no Axolotl release read this key; the closest key is `saves_per_epoch`" in caplog.text
+    [msg] = problems(save_per_epoch=2, strict=True)
+    assert "the closest key is `saves_per_epoch`" in msg
 
 
 def test_checkpoint_and_eval_schedules(make_config):
@@ -140,7 +172,8 @@ def test_training_keys_reach_training_arguments(make_config):
     assert args.dataloader_num_workers == 0 and not args.dataloader_pin_memory and args.optim_args == "a=1"
     assert args.include_num_input_tokens_seen == "non_padding"
     assert "batch_size" in problems(batch_size=30, micro_batch_size=8)[0]
-    assert "`group_by_length`" in problems(group_by_length=True, sample_packing=True)[0]
+    packed = make_config(group_by_length=True, sample_packing=True)  # packing builds its own batches, as in Axolotl
+    assert not packed.train.group_by_length
 
 
 def test_reward_centering_reaches_trl(make_config):

@@ -173,9 +173,15 @@ def test_every_optimizer_and_scheduler_exists_in_transformers():
     assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
 
 
-def test_eval_steps_without_eval_data(tmp_path):
-    [msg] = problems(write(tmp_path, BASE + "eval_steps: 10\n"))
-    assert "`eval_steps`" in msg and "`val_set_size` or `test_datasets`" in msg
+def test_eval_steps_without_eval_data(tmp_path, caplog):
+    """Axolotl evaluated nothing when there was nothing to evaluate on, whatever `eval_steps` said: so does axo,
+    saying so; asking for an eval strategy with nothing to evaluate is still an error (transformers' Trainer
+    refuses it)."""
+    with caplog.at_level("INFO", logger="axo"):
+        cfg = load(write(tmp_path, BASE + "eval_steps: 10\n"))
+    assert cfg.train.eval_steps is None and "there is nothing to evaluate on" in caplog.text
+    [msg] = problems(write(tmp_path, BASE + "eval_strategy: steps\n"))
+    assert "`eval_strategy`" in msg and "`val_set_size` or `test_datasets`" in msg
     assert load(write(tmp_path, BASE + "eval_steps: 10\nval_set_size: 0.1\n")).train.eval_steps == 10
 
 
@@ -253,14 +259,14 @@ def test_a_typo_and_five_cross_field_mistakes_are_all_reported_with_their_lines(
         "learning_rat: 1e-4",               # 6: the typo
         "warmup_steps: 10",
         "warmup_ratio: 0.1",                # 8: both warmups
-        "eval_steps: 5",                    # 9: nothing to evaluate
+        "eval_strategy: steps",             # 9: nothing to evaluate
         "load_in_4bit: true",               # 10: a 4-bit base needs qlora
         "train_on_inputs: true",            # 11: DPO decides its own labels
         "loraplus_lr_ratio: 16",            # 12: LoRA+ without an adapter
     ]) + "\n")
     msgs = problems(path)
     expected = ["`learning_rat` (line 6): unknown key; did you mean `learning_rate`?",
-                "`warmup_ratio` (line 8): set either", "`eval_steps` (line 9): there is nothing to evaluate on",
+                "`warmup_ratio` (line 8): set either", "`eval_strategy` (line 9): there is nothing to evaluate on",
                 "`load_in_4bit` (line 10): needs `adapter: qlora`",
                 "`train_on_inputs` (line 11): does not apply to `rl: dpo`",
                 "`loraplus_lr_ratio` (line 12): needs `adapter: lora`",

@@ -51,6 +51,49 @@ def test_axolotl_older_instruction_types(make_config, tokenizer, kind, row, text
     assert trained_runs(tokenizer, row) == ["1 2 3</s>"]
 
 
+Q = "Sort the digits: 3 1 2"
+CONCISE = ("SYSTEM: Below is an instruction from a USER that describes a task. The ASSISTANT writes a response that "
+           "appropriately and concisely completes the request.\n\n\n")
+CONTEXT = "SYSTEM: Use the following contextual information to concisely answer the question.\n\n"
+ARTICLE = {"article": "The digits are 3 1 2.", "question": "Sorted?"}
+
+
+# Axolotl's prompt strategies of the alpaca family, each with its prompter's text as Axolotl 0.19's
+# prompt_strategies/ and prompters.py write it (read from its source; 0.3.0 ended the
+# alpaca system texts with a blank line more).
+@pytest.mark.parametrize("kind, row, text, answer", [
+    ("alpaca_chat", ROW, f"SYSTEM: {alpaca.PREAMBLE}\nUSER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_chat.load_concise", ROW, f"{CONCISE}USER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_chat.load_qa", {"question": Q, "answer": "1 2 3"}, f"{CONCISE}USER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_chat.load_camel_ai", {"message_1": Q, "message_2": "1 2 3"}, f"{CONCISE}USER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_chat.load_no_prompt", ROW, f"USER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_instruct", ROW, f"{alpaca.PREAMBLE}\n\n### Instruction:\n{Q}\n\n### Response:\n", "1 2 3"),
+    ("alpaca_instruct.load_no_prompt", {**ROW, "input": "fast"},
+     f"### Instruction:\n{Q}\n\n### Input:\nfast\n\n### Response:\n", "1 2 3"),
+    ("alpaca_w_system", {**ROW, "system": "You sort."}, f"SYSTEM: You sort.\nUSER: {Q}\nASSISTANT:", "1 2 3"),
+    ("alpaca_w_system.load_instruct", {**ROW, "system": ""}, f"### Instruction:\n{Q}\n\n### Response:\n", "1 2 3"),
+    ("alpaca_w_system.load_open_orca", {"question": Q, "response": "1 2 3", "system_prompt": "You sort."},
+     f"### System:\nYou sort.\n### Human:\n{Q}\n### Assistant:\n", "1 2 3"),
+    ("alpaca_w_system.load_open_orca_chatml", {"question": Q, "response": "1 2 3", "system_prompt": "You sort."},
+     f"<|im_start|>system\nYou sort.<|im_end|>\n<|im_start|>user\n{Q}<|im_end|>\n<|im_start|>assistant\n", "1 2 3"),
+    ("context_qa", {**ARTICLE, "answer": "1 2 3"},
+     f"{CONTEXT}USER: The digits are 3 1 2.\n===\nSorted?\nASSISTANT:", "1 2 3"),
+    ("context_qa.load_404", {"article": "The digits are 3 1 2.", "unanswerable_question": "Who wrote them?"},
+     f"{CONTEXT}USER: The digits are 3 1 2.\n===\nWho wrote them?\nASSISTANT:", alpaca.NO_ANSWER),
+    ("context_qa.load_v2", {"context": "The digits are 3 1 2.", "question": "Sorted?", "answer": "1 2 3"},
+     "Context: The digits are 3 1 2.\nQuestion: Sorted?\n", "Answer: 1 2 3"),
+])
+def test_axolotl_prompt_strategies_of_the_alpaca_family(make_config, tokenizer, kind, row, text, answer):
+    row = one(make_config(datasets=[{"path": "x.jsonl", "type": kind}], sequence_len=256), tokenizer, row)
+    assert text_of(tokenizer, row) == "<s>" + text + answer + "</s>"
+    assert trained_runs(tokenizer, row) == [answer + "</s>"]
+
+
+def test_a_prompt_strategys_missing_column_names_it(make_config, tokenizer):
+    with pytest.raises(AxoError, match="needs column\\(s\\) \\['question', 'response', 'system_prompt'\\]"):
+        tokenize(make_config(datasets=[{"path": "x.jsonl", "type": "alpaca_w_system.load_open_orca"}]), tokenizer, [ROW])
+
+
 def test_jeopardy_answers_with_what_is(make_config, tokenizer):
     cfg = make_config(datasets=[{"path": "x.jsonl", "type": "jeopardy"}])
     row = one(cfg, tokenizer, {"question": "It sorts.", "category": "ALGORITHMS", "answer": "quicksort"})

@@ -64,7 +64,10 @@ def test_parallel_mistakes_are_named():
     both = validate({**BASE, "fsdp_version": 2, "fsdp_config": {"activation_checkpointing": True},
                      "gradient_checkpointing": True})
     assert not both.train.gradient_checkpointing and both.parallel.fsdp_options.activation_checkpointing
-    assert "did you mean `reshard_after_forward`?" in problem(fsdp_version=2, fsdp_config={"reshard_after_fwd": True})
+    # a misspelt FSDP option changes how the run is sharded, not what it learns: a warning naming the key
+    # (UNREAD_RULE), an error with strict
+    assert "the closest key is `reshard_after_forward`" in problem(fsdp_version=2, strict=True,
+                                                                   fsdp_config={"reshard_after_fwd": True})
 
 
 def test_deepspeed_presets_ship_as_valid_json():

@@ -54,4 +54,4 @@ def axolotl_keys() -> dict[str, frozenset[str]]:
 
 def is_off(value) -> bool:
     """A value that only turns a feature off, so ignoring the key changes nothing."""
-    return value is None or value is False or value == [] or value == {}
+    return value is None or value is False or value in ([], {}, "")

@@ -16,6 +16,7 @@ are written `block.key` (`trl.top_p`, `fsdp_config.sharding_strategy`), keys of 
 `datasets.key`."""
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Callable, Literal
 
 Class = Literal["mapped", "speed", "refused"]
@@ -120,7 +121,8 @@ TABLE: dict[str, Rule] = {
              "device", "tokenizer_save_jinja_files"),
     **_group("mapped", "axo reads the architecture from the model's config", "is_falcon_derived_model",
              "is_llama_derived_model", "is_mistral_derived_model", "is_qwen_derived_model"),
-    "strict": mapped("axo is always strict: unknown keys are errors"),
+    "strict": mapped("`strict: true`: every key that no Axolotl release read is an error, not a warning (in "
+                     "Axolotl it only kept command-line overrides to the config's own keys)"),
     "debug": mapped("`axo preprocess CFG --debug` shows prepared rows token by token"),
     "remove_unused_columns": mapped("axo's rows hold exactly what the trainer reads"),
     "skip_prepare_dataset": mapped("axo prepares and caches the data once, then trains on it: the same rows"),
@@ -232,8 +234,8 @@ TABLE: dict[str, Rule] = {
                                     "`sample_packing: true`"),
     **_group("refused", "a DPO variant TRL 1.16 lacks or axo does not pass yet; `dpo_loss_type` picks the loss",
              "dpo_loss_weights", "dpo_norm_loss", "dpo_use_weighting", "rpo_alpha", "dpo_generate_during_eval"),
-    **_group("refused", "Axolotl's MMLU-style bench sets during eval are not in axo (the scores you asked for "
-             "would be missing); `lm_eval_tasks` runs lm-evaluation-harness after training",
+    **_group("speed", "reporting only: Axolotl's MMLU-style bench scores at each eval (its bench sets come from "
+             "the hub) are not computed; `lm_eval_tasks` scores the model with lm-evaluation-harness after training",
              "do_bench_eval", "bench_dataset", "bench_split"),
     **_group("refused", "generating samples during training is not in axo yet (the samples you asked for would be "
              "missing); `do_causal_lm_eval` generates and scores answers at each eval", "generate_samples", "num_generation_samples", "generation_max_new_tokens", "generation_temperature",
@@ -250,9 +252,9 @@ TABLE: dict[str, Rule] = {
              "project_id", "lora_rank", "train_attn", "train_mlp", "train_unembed", "loss_fn", "loss_fn_config",
              "pipeline", "max_sample_tokens", "sample_temperature", "num_samples", "save_name_prefix",
              "future_timeout", "hatchery", "reward_funcs"),
-    **_group("refused", "a key of Axolotl's cloud launcher files (`axolotl train --cloud modal.yaml`), which say "
-             "where to run, not what to train; axo runs where it is started (`accelerate launch`, `torchrun`, Ray). "
-             "Give axo the training config itself", "provider", "gpu", "gpu_count", "node_count", "volumes",
+    **_group("mapped", "a key of Axolotl's cloud launcher files (`axolotl train --cloud modal.yaml`), which say "
+             "where to run: Axolotl's training config never read it, and axo runs where it is started "
+             "(`accelerate launch`, `torchrun`, Ray)", "provider", "gpu", "gpu_count", "node_count", "volumes",
              "secrets", "branch", "dockerfile_commands", "memory", "timeout", "memory_preprocess",
              "timeout_preprocess", "project_name"),
     **_group("refused", "NeMo Gym environments are not in axo; GRPO reads `trl.reward_funcs`", "nemo_gym_enabled",
@@ -275,6 +277,46 @@ TABLE: dict[str, Rule] = {
              "trl.use_adaptive_entropy", "trl.replay_buffer_size", "trl.replay_recompute_logps",
              "trl.reroll_max_groups", "trl.reroll_start_fraction", "trl.streaming_min_groups",
              "trl.streaming_partial_batch", "trl.use_data_producer"),
+    # --- keys of older Axolotl releases, no longer read by the newest (their versions: axolotl_history.tsv)
+    "eval_table_max_new_tokens": mapped("Axolotl's old name of `eval_max_new_tokens`", to("eval_max_new_tokens")),
+    "push_to_hub_model_id": mapped("Axolotl's old name of `hub_model_id`", to("hub_model_id")),
+    "adamw_beta1": mapped("Axolotl's first name of `adam_beta1`", to("adam_beta1")),
+    "adamw_beta2": mapped("Axolotl's first name of `adam_beta2`", to("adam_beta2")),
+    "adamw_epsilon": mapped("Axolotl's first name of `adam_epsilon`", to("adam_epsilon")),
+    "datasets.train_on_split": mapped("Axolotl's old name of the entry's `split`", to("split")),
+    "bloat16": mapped("old Axolotl read it only to silence its own precision warning; `bf16` sets the precision"),
+    "inference": mapped("set by old Axolotl's own inference command; " + NOT_TRAINING),
+    "model_config_type": mapped("axo reads the architecture from the model's config"),
+    "datasets.strict": mapped("old sharegpt rows' role check: axo's chat rows with a role it cannot place are "
+                              "errors (or skipped and counted with `skip_bad_rows`)"),
+    "collator_pad_to_longest": mapped("axo pads each micro-batch to its longest row (padding is never trained)"),
+    **_group("speed", "Unsloth's fused kernels (a CUDA GPU); the same math runs without them",
+             "unsloth_cross_entropy_loss", "unsloth_lora_mlp", "unsloth_lora_o", "unsloth_lora_qkv",
+             "unsloth_rms_norm", "unsloth_rope"),
+    "flash_attn_fuse_qkv": Rule("speed", "flash-attention's fused QKV projection (a CUDA GPU); the same math runs "
+                                "without it"),
+    "gradient_checkpointing_ratio": Rule("speed", "memory only: checkpointing a share of the layers; "
+                                         "`gradient_checkpointing` checkpoints them all"),
+    **_group("refused", "ReLoRA (periodic restarts that merge the adapter into the base) is not in axo: it would "
+             "learn something else. Nearest: LoRA", "relora_steps", "relora_warmup_steps", "relora_anneal_steps"),
+    "landmark_attention": Rule("refused", "landmark attention changes the model's attention; not in axo"),
+    "xpos_rope": Rule("refused", "XPos rotary embeddings change the model's positions; not in axo"),
+    "peft_adapter": Rule("refused", "llama-adapter (prefix tuning) is not in axo; LoRA is (`adapter: lora`)"),
+    "load_4bit": Rule("refused", "old Axolotl's 4-bit GPTQ loading, refused by Axolotl itself since 0.3; a GPTQ "
+                      "checkpoint loads with `gptq: true`, a 4-bit base for LoRA with `adapter: qlora`"),
+    **_group("refused", "an LR range test (a sweep of learning rates) is not in axo; it would train with other "
+             "rates. Set `learning_rate`", "log_sweep_max_lr", "log_sweep_min_lr"),
+    **_group("refused", "an early option of Axolotl's KD plugin (2025), which changed the distillation loss; "
+             "axo's KD: `kd_temperature`, `kd_normalize_topk`", "kd_top_k_before_softmax", "kd_zscore_base_temp"),
+    **_group("refused", "LLM Compressor (sparse or quantized training through llmcompressor's recipes) is not in "
+             "axo; QAT is (`qat:`)", "llmcompressor", "recipe", "save_compressed"),
+    "rl_adapter_ref_model": Rule("refused", "a reference model loaded with the run's adapter (`lora_model_dir`) is "
+                                 "not in axo; its reference is the base without the adapter (TRL's way)"),
+    **_group("refused", "synthetic datasets (random tokens, for benchmarks) are not in axo; point `path` at data",
+             *(f"datasets.{k}" for k in ("length", "sequence_length", "min_input_id", "max_input_id", "seed"))),
+    "datasets.text_column": mapped("a pretraining entry's name for the column of raw text: `field` (of `type: "
+                                   "completion`)", to("field")),
+    "datasets.skip": Rule("refused", "skipping the first rows of a dataset is not in axo yet; cut the file"),
     # --- keys inside a dataset entry --------------------------------------------------------------
     "datasets.message_field_training_detail": Rule("refused", "per-span training inside a message is not in axo "
                                                    "yet; `message_field_training` trains whole messages"),
@@ -290,7 +332,8 @@ TABLE: dict[str, Rule] = {
         "`sequence_len` follow `excess_length_strategy`); a number, which would cut them, is refused",
         lambda v: {"__refused__": "cutting step completions to a length is not in axo; rows longer than "
                    "`sequence_len` follow `excess_length_strategy`. Remove it"}),
-    "datasets.trust_remote_code": Rule("refused", "dataset loading scripts are not run by axo"),
+    "datasets.trust_remote_code": mapped("datasets (4 and later) runs no loading scripts: the entry loads from its "
+                                         "data files, as it does in Axolotl today"),
     # --- fsdp_config, in FSDP1's spelling ---------------------------------------------------------
     "fsdp_config.sharding_strategy": mapped("FSDP2's `reshard_after_forward` (FULL_SHARD: true, SHARD_GRAD_OP: "
                                             "false)", lambda v: _sharding(v)),
@@ -298,6 +341,50 @@ TABLE: dict[str, Rule] = {
     "fsdp_config.forward_prefetch": mapped("FSDP2 prefetches on its own"),
     "fsdp_config.limit_all_gathers": mapped("FSDP2 has no such limit"),
 }
+
+
+# axo keys that change where, how fast or how visibly a run goes, never what it learns (so do all keys of
+# the logging and parallel areas): a run resumes across a change of them (train/identity.py), and an
+# unknown key one edit away from one of them is a warning, not an error (config/loader.py).
+NOT_LEARNED = {
+    "output_dir", "resume_from_checkpoint", "auto_resume_from_checkpoints", "overwrite_output_dir",
+    "save_steps", "saves_per_epoch", "save_strategy", "save_total_limit", "save_first_step", "save_only_model",
+    "logging_steps", "eval_steps", "evals_per_epoch", "eval_strategy", "eval_batch_size", "load_best_model_at_end",
+    "metric_for_best_model", "greater_is_better", "early_stopping_patience", "loss_watchdog_threshold",
+    "loss_watchdog_patience", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens", "eval_table_size",
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_prefetch_factor", "dataset_processes",
+    "dataset_prepared_path", "push_dataset_to_hub", "skip_bad_rows", "hub_model_id", "hub_strategy",
+    "hub_private_repo", "hub_revision", "include_tokens_per_second", "torch_compile", "torch_compile_backend",
+    "torch_compile_mode", "torch_empty_cache_steps", "gradient_checkpointing", "gradient_checkpointing_kwargs",
+    "device_map", "max_memory", "low_cpu_mem_usage", "attn_implementation", "use_liger_kernel",
+    "liger_kernel_config", "chunked_cross_entropy_num_chunks", "auto_find_batch_size", "lm_eval_tasks",
+    "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
+}
+
+
+def learned(key: str) -> bool:
+    """Whether a key decides what is learned: an axo key (`block.key` inside a block, `datasets.key` in a
+    dataset entry), or an Axolotl key of TABLE (a mapped one when what it becomes does)."""
+    from axo.config.axolotl import ALIASES, ATTENTION_FLAGS
+    from axo.config.root import KEY_AREA
+
+    block, _, inner = key.partition(".")
+    if key in TABLE:
+        rule = TABLE[key]
+        if rule.cls != "mapped":
+            return rule.cls == "refused"
+        try:
+            becomes = rule.convert(True) if rule.convert else {}
+        except Exception:  # a conversion that needs a real value: assume it matters
+            return True
+        prefix = f"{block}." if inner else ""
+        return any(learned(prefix + target) for target in becomes if target != "__refused__")
+    if inner:
+        return block == "datasets" or learned(block)
+    key = ALIASES.get(key, key)
+    if key in ATTENTION_FLAGS:
+        return False
+    return key not in NOT_LEARNED and KEY_AREA.get(key) not in ("logging", "parallel")
 
 
 # Axolotl's values of keys axo has, spelled another way: key -> {Axolotl's value: (axo's value, note)}.
@@ -325,10 +412,8 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
                                "flash_lion", "q_galore_adamw8bit")},
     "datasets.type": {name: "an older prompt format axo does not write; use `type: alpaca`, a user-defined "
                       "mapping under `type:`, or `type: chat_template`"
-                      for name in ("alpaca_chat", "alpaca_w_system", "reflection", "explainchoice", "concisechoice",
-                                   "summarizetldr", "metharme", "orcamini", "pygmalion", "context_qa",
-                                   "alpaca_chat.load_qa", "alpaca_chat.load_concise", "alpaca_chat.load_camel_ai",
-                                   "alpaca_w_system.load_open_orca", "creative_acr", "llama2_chat")},
+                      for name in ("reflection", "explainchoice", "concisechoice", "summarizetldr", "metharme",
+                                   "orcamini", "pygmalion", "creative_acr", "llama2_chat")},
 }
 
 
@@ -364,8 +449,21 @@ def deepspeed_preset(value):
     from pathlib import Path
 
     if isinstance(value, str) and not Path(value).is_file():
-        return AXOLOTL_DEEPSPEED.get(Path(value).stem)
+        stem = Path(value).stem
+        return AXOLOTL_DEEPSPEED.get(stem) or AXOLOTL_DEEPSPEED.get(_zero_stage(stem))
     return None
+
+
+def _zero_stage(name: str) -> str | None:
+    """A file's name that says its ZeRO stage (`ds_zero2.json`, `deepspeed_zero3_offload.json`), as Axolotl's
+    names for it; a stage only decides where memory goes, never what is learned."""
+    import re
+
+    found = re.search(r"(?:zero|\bz|_z)[_-]?([123])(.*)", name.lower())
+    if not found:
+        return None
+    stage, rest = found.groups()
+    return "zero3_bf16_cpuoffload_all" if stage == "3" and "offload" in rest else f"zero{stage}"
 
 
 def _sharding(value) -> dict:
@@ -375,6 +473,45 @@ def _sharding(value) -> dict:
     if strategy in ("SHARD_GRAD_OP", "2", "_HYBRID_SHARD_ZERO2"):
         return {"reshard_after_forward": False}
     return {"__refused__": f"sharding strategy {value!r} has no FSDP2 equivalent (NO_SHARD: train DDP instead)"}
+
+
+@cache
+def history() -> dict[tuple[str, str], tuple[str, str, bool]]:
+    """(where, key) -> (the first Axolotl version that read it, the last, whether the newest does), for
+    where in top, dataset (a key of a dataset entry) and type (a dataset `type`), from
+    axolotl_history.tsv (bench/axolotl_history.py wrote it from Axolotl's git history)."""
+    from importlib import resources
+
+    out = {}
+    for line in resources.files("axo.config").joinpath("axolotl_history.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            where, key, first, last, newest = line.split("\t")
+            out[(where, key)] = (first, last, newest == "yes")
+    return out
+
+
+def read_by(key: str) -> str:
+    """When Axolotl read a key (`datasets.key` for an entry's, `datasets.type: name` for a type): `0.3.0 –
+    today`, `2023-10 – 2024-02` (main between releases), or `—` where it has no history here (nested
+    blocks, plugins)."""
+    if key.startswith("datasets.type: "):
+        where, name = "type", key.split(": ", 1)[1]
+    elif key.startswith("datasets."):
+        where, name = "dataset", key.split(".", 1)[1]
+    else:
+        where, name = "top", key
+    seen = history().get((where, name))
+    if seen is None:
+        return "—"
+    first, last, newest = seen
+    return f"{first.removeprefix('main@')} – {'today' if newest else last.removeprefix('main@')}"
+
+
+def _spans(keys: list[str]) -> str:
+    spans = {k: read_by(k) for k in keys}
+    if len(set(spans.values())) == 1:
+        return next(iter(spans.values()))
+    return "; ".join(f"`{k}` {v}" for k, v in sorted(spans.items()))
 
 
 def markdown() -> str:
@@ -411,10 +548,10 @@ def markdown() -> str:
         count = sum(len(v) for v in by_note.values())
         lines += [f"**{title}**, {count} keys or values:", "", "| keys | " + (
             "what axo does" if cls == "mapped" else "what would enable it" if cls == "speed" else "why, and the nearest option")
-            + " |", "|---|---|"]
-        lines += [f"| {', '.join(f'`{k}`' for k in sorted(ks))} | {note} |" for note, ks in by_note.items()]
+            + " | read by Axolotl |", "|---|---|---|"]
+        lines += [f"| {', '.join(f'`{k}`' for k in sorted(ks))} | {note} | {_spans(ks)} |" for note, ks in by_note.items()]
         if cls == "refused":
-            lines += [f"| {label} | {note} |" for label, note in COMBINATIONS.values()]
+            lines += [f"| {label} | {note} | — |" for label, note in COMBINATIONS.values()]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -31,13 +31,35 @@ STEPWISE_TYPES = ("stepwise_supervised",)  # process reward models
 # alpaca format (data/formats/alpaca.py holds each kind's columns and each style's text).
 ALPACA_KINDS = ("alpaca", "jeopardy", "oasst", "gpteacher")
 ALPACA_STYLES = ("instruct", "chat", "chatml", "phi")
+# Axolotl's prompt strategies of that family, `module` or `module.load_x` -> (kind, style, system text):
+# the same format with the columns, turns and system text of that release's prompter (alpaca.py).
+AXOLOTL_PROMPTERS = {
+    "alpaca_chat": ("alpaca", "chat", "alpaca"),
+    "alpaca_chat.load_concise": ("alpaca", "chat", "concise"),
+    "alpaca_chat.load_qa": ("qa", "chat", "concise"),
+    "alpaca_chat.load_camel_ai": ("camel_ai", "chat", "concise"),
+    "alpaca_chat.load_no_prompt": ("alpaca", "chat", "none"),
+    "alpaca_instruct": ("alpaca", "instruct", "alpaca"),
+    "alpaca_instruct.load_no_prompt": ("alpaca", "instruct", "none"),
+    "alpaca_w_system": ("with_system", "chat", "none"),
+    "alpaca_w_system.load_chat": ("with_system", "chat", "none"),
+    "alpaca_w_system.load_instruct": ("with_system", "instruct", "none"),
+    "alpaca_w_system.load_open_orca": ("open_orca", "open_orca", "none"),
+    "alpaca_w_system.load_open_orca_chatml": ("open_orca", "chatml", "none"),
+    "context_qa": ("context", "chat", "context"),
+    "context_qa.load_404": ("context_404", "chat", "context"),
+    "context_qa.load_v2": ("context_v2", "bare", "none"),
+}
 
 
-def alpaca_type(name: str) -> tuple[str, str] | None:
-    """`alpaca:chat` -> ("alpaca", "chat"), `jeopardy` -> ("jeopardy", "instruct"); None for other types."""
+def alpaca_type(name: str) -> tuple[str, str, str] | None:
+    """`alpaca:chat` -> ("alpaca", "chat", "alpaca"), `jeopardy` -> ("jeopardy", "instruct", "alpaca"),
+    `alpaca_chat.load_qa` -> ("qa", "chat", "concise"); None for other types."""
+    if name in AXOLOTL_PROMPTERS:
+        return AXOLOTL_PROMPTERS[name]
     kind, _, style = name.partition(":")
     style = style or "instruct"
-    return (kind, style) if kind in ALPACA_KINDS and style in ALPACA_STYLES else None
+    return (kind, style, "alpaca") if kind in ALPACA_KINDS and style in ALPACA_STYLES else None
 
 
 EndPolicy = Literal["all", "turn", "last", "none"]
@@ -153,6 +175,9 @@ class DatasetConfig(Area):
 
         if value in REFUSED_VALUES["datasets.type"]:
             raise ValueError(f"`{value}`: {REFUSED_VALUES['datasets.type'][value]}")
+        if value in ("json", "jsonl", "csv", "parquet", "arrow", "text"):
+            raise ValueError(f"`{value}` is a file format, which `ds_type` names (axo reads it from the file's "
+                             "extension); `type` is the row format: " + ", ".join(SUPPORTED_TYPES))
         if value.split(".")[0] in AXOLOTL_TYPES:
             raise ValueError(f"dataset type {value!r} is not supported yet; supported: " + ", ".join(SUPPORTED_TYPES))
         raise ValueError(f"unknown dataset type {value!r}; supported: " + ", ".join(SUPPORTED_TYPES))
@@ -174,7 +199,7 @@ class DatasetConfig(Area):
     @property
     def is_transform(self) -> bool:
         return isinstance(self.type, str) and bool(TRANSFORM_PATH.match(self.type)) and self.type not in (
-            SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES) and not self.type.startswith("alpaca")
+            SUPPORTED_TYPES + PREFERENCE_TYPES + KTO_TYPES + STEPWISE_TYPES) and not alpaca_type(self.type)
 
     @property
     def row_type(self) -> str:

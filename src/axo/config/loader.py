@@ -4,6 +4,7 @@ each naming the key, its YAML line, the bad value and the fix."""
 import difflib
 import logging
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from axo.config.axolotl import ALIASES, ATTENTION_FLAGS, axolotl_keys, is_off, rename_dataset_aliases
 from axo.config.base import Skipped
-from axo.config.data import DatasetConfig
+from axo.config.data import DatasetConfig, alpaca_type
 from axo.config.root import AREAS, KEY_AREA, Config, cross_area_problems
 from axo.errors import ConfigError
 
@@ -28,46 +29,50 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
     if not path.is_file():
         raise ConfigError([f"config file {str(path)!r} does not exist"], source=str(path))
     try:
-        raw, where = parse_yaml(path.read_text())
+        raw, where, repeated = parse_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError([f"not valid YAML: {err}"], source=str(path)) from None
-    except ConfigError as err:  # keys set twice
-        raise ConfigError(err.problems, source=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError(["the file must be a mapping of `key: value` lines"], source=str(path))
     apply_overrides(raw, where, list(overrides), str(path))
     from axo.config.user_code import make_importable
 
     make_importable(path.parent)  # reward functions and transforms next to the config are checked in validate
-    return validate(raw, where, source=str(path))
+    return validate(raw, where, source=str(path), notices=repeated)
 
 
-def parse_yaml(text: str) -> tuple[Any, Where]:
-    """Load YAML and remember the line of every mapping key, by its path."""
+def parse_yaml(text: str) -> tuple[Any, Where, list[str]]:
+    """Load YAML; remember the line of every mapping key, by its path; and say which keys are set twice
+    with different values (YAML, and so Axolotl, keep the second; the same value twice changes nothing)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is None:
-        return {}, {}
+        return {}, {}, []
     where: Where = {}
-    duplicates: list[str] = []
-    _record_lines(node, (), where, duplicates)
-    if duplicates:
-        raise ConfigError(duplicates)
-    return yaml.safe_load(text), where
+    repeated: list[str] = []
+    _record_lines(node, (), where, repeated, {})
+    return yaml.safe_load(text), where, repeated
 
 
-def _record_lines(node, path: tuple, where: Where, duplicates: list[str] | None = None) -> None:
+def _record_lines(node, path: tuple, where: Where, repeated: list[str], values: dict) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = path + (key_node.value,)
             line = f"line {key_node.start_mark.line + 1}"
-            if key_path in where and duplicates is not None:
-                duplicates.append(f"`{dotted(key_path)}` is set twice, {where[key_path]} and {line}; YAML would "
-                                  "silently keep the second. Fix: keep one")
-            where[key_path] = line
-            _record_lines(value_node, key_path, where, duplicates)
+            value = value_node.value if isinstance(value_node, yaml.ScalarNode) else yaml.serialize(value_node)
+            if key_path in where and values[key_path] != value:
+                first, second = (_short(v) for v in (values[key_path], value))
+                repeated.append(f"`{dotted(key_path)}` ({where[key_path]}, again {line}): set twice, to {first} "
+                                f"then {second}; {second} is used, as YAML (and so Axolotl) reads it. Fix: keep one")
+            where[key_path], values[key_path] = line, value
+            _record_lines(value_node, key_path, where, repeated, values)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, path + (i,), where, duplicates)
+            _record_lines(item, path + (i,), where, repeated, values)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.removesuffix("...\n").split())
+    return f"`{text}`" if len(text) <= 40 else f"`{text[:37]}...`"
 
 
 def apply_overrides(raw: dict, where: Where, args: list[str], source: str) -> None:
@@ -103,10 +108,14 @@ def _set_path(node, path: tuple, value) -> None:
     node[path[-1]] = value
 
 
-def validate(raw: dict, where: Where | None = None, source: str = "config") -> Config:
+def validate(raw: dict, where: Where | None = None, source: str = "config", notices: list[str] = ()) -> Config:
+    """`notices`: what the file itself says of keys set twice. Keys no Axolotl release read, and keys set
+    twice, are warned about in one block (errors with `strict: true`), as UNREAD_RULE says."""
     where = where or {}
     problems: list[str] = []
-    raw = apply_compat(raw, where, problems)
+    unread: list[str] = list(notices)
+    strict = raw.get("strict") is True
+    raw = apply_compat(raw, where, problems, unread)
     raw = _rename_aliases(raw, where, problems)
     routed: dict[str, dict] = {area: {} for area in AREAS}
     for key, value in raw.items():
@@ -114,9 +123,9 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
             if value is not None:  # Axolotl writes `key:` (null) to mean "default"
                 routed[KEY_AREA[key]][key] = value
         else:
-            problems += _foreign_key((key,), value, where, "top", KEY_AREA)
+            problems += _foreign_key((key,), value, where, "top", KEY_AREA, unread)
     for list_key in DATASET_LISTS:
-        routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems)
+        routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems, unread)
     routed["data"] = {k: v for k, v in routed["data"].items() if v is not None}
     areas = {}
     for name, model in AREAS.items():
@@ -132,6 +141,11 @@ def validate(raw: dict, where: Where | None = None, source: str = "config") -> C
                         message)
         else:
             problems.append(_describe(path, message, where))
+    if strict:
+        problems += unread
+    elif unread and not problems:
+        log.warning("Read as Axolotl read them (`strict: true` or --strict makes each an error):\n  - %s",
+                    "\n  - ".join(sorted(unread, key=_line_number)))
     if problems:
         raise ConfigError(sorted(problems, key=_line_number), source=source)
     return Config(**areas)
@@ -147,15 +161,29 @@ def _nested_models() -> dict:
             "qat": QATScheme, "quantization": TorchAOScheme}
 
 
-def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:
+def apply_compat(raw: dict, where: Where, problems: list[str], unread: list[str]) -> dict:
     """Axolotl's keys that axo maps, skips (speed only) or refuses, as config/compat.py's table says,
-    settled before validation: a mapped key becomes the axo keys it means."""
+    settled before validation: a mapped key becomes the axo keys it means. Keys of a block that neither
+    axo nor Axolotl has follow UNREAD_RULE, as top-level ones do."""
     out = _apply_rules(raw, (), "", KEY_AREA, where, problems)
     _apply_values(out, where, problems)
+    _as_axolotl_read(out, where)
     for block, model in _nested_models().items():
         if isinstance(out.get(block), dict):
             fields = set(model.model_fields) | {f"fsdp_{k}" for k in model.model_fields}
             out[block] = _apply_rules(out[block], (block,), f"{block}.", fields, where, problems)
+            out[block] = _unknown_in_block(out[block], (block,), fields, where, problems, unread)
+    from axo.config.data import PretrainingDatasetConfig
+    from axo.config.model import SpecialTokens
+
+    if isinstance(out.get("special_tokens"), dict):
+        out["special_tokens"] = _unknown_in_block(out["special_tokens"], ("special_tokens",),
+                                                  set(SpecialTokens.model_fields), where, problems, unread)
+    if isinstance(out.get("pretraining_dataset"), list):
+        out["pretraining_dataset"] = [
+            _unknown_in_block(e, ("pretraining_dataset", i), set(PretrainingDatasetConfig.model_fields), where,
+                              problems, unread) if isinstance(e, dict) else e
+            for i, e in enumerate(out["pretraining_dataset"])]
     for list_key in DATASET_LISTS:
         if isinstance(out.get(list_key), list):
             out[list_key] = [_apply_rules(_modern_entry(e, (list_key, i), where), (list_key, i), "datasets.",
@@ -164,6 +192,34 @@ def apply_compat(raw: dict, where: Where, problems: list[str]) -> dict:
 
     if out.get("plugins"):
         problems += _check_plugins(out.pop("plugins"), where)
+    return out
+
+
+def _unknown_in_block(node: dict, path: tuple, fields: set, where: Where, problems: list[str],
+                      unread: list[str]) -> dict:
+    """A block's keys that neither axo nor Axolotl has, as UNREAD_RULE says: a typo of one that changes what
+    is learned is an error, any other goes to `unread` and is dropped (Axolotl's own keys that axo lacks
+    stay, for the block's validation to name)."""
+    from axo.config.compat import learned
+
+    block = str(path[0])
+    axolotl = axolotl_keys().get(block, frozenset()) | axolotl_keys().get("dataset" if block == "pretraining_dataset"
+                                                                          else block, frozenset())
+    learned_here = {k for k in fields if learned(f"{block}.{k}")}
+    out = {}
+    for key, value in node.items():
+        if key in fields or key in axolotl or value is None:
+            out[key] = value
+            continue
+        name, at = dotted(path + (key,)), _at(path + (key,), where)
+        typo = one_edit_from(str(key), learned_here)
+        if typo:
+            problems.append(f"`{name}`{at}: unknown key; did you mean `{typo}`? (`{typo}` changes what is learned, "
+                            "and no Axolotl release read this spelling)")
+            continue
+        close = difflib.get_close_matches(str(key), sorted(fields), n=1, cutoff=0.6)
+        unread.append(f"`{name}`{at}: no Axolotl release read this key here"
+                      + (f"; the closest key is `{close[0]}`" if close else ""))
     return out
 
 
@@ -182,6 +238,95 @@ def _modern_entry(entry: dict, path: tuple, where: Where) -> dict:
     log.info("`%s.type: %s`%s (old Axolotl) reads as {%s}", dotted(path), entry["type"], _at(path + ("type",), where),
              shown)
     return new
+
+
+def _as_axolotl_read(out: dict, where: Where) -> None:
+    """Values and combinations Axolotl accepted, done as Axolotl did them, each said in one line; what it
+    read as "off" becomes unset. (Those that would train something other than asked stay refused, by the
+    checks of the config areas.)"""
+    def note(key: tuple, text: str, drop: bool = True) -> None:
+        log.info("`%s`%s (as Axolotl read it): %s", dotted(key), _at(key, where), text)
+        if drop:
+            node = out
+            for part in key[:-1]:
+                node = node[part]
+            node.pop(key[-1], None)
+
+    has_eval = bool(out.get("val_set_size") or out.get("test_datasets"))
+    if out.get("pretraining_dataset") and out.get("val_set_size") and not out.get("test_datasets"):
+        note(("val_set_size",), "a streamed `pretraining_dataset` has no split to hold out, so nothing was held "
+             "out; evaluation rows come from `test_datasets`")
+        has_eval = False
+    for key in ("eval_steps", "evals_per_epoch", "eval_table_size", "eval_max_new_tokens"):
+        if out.get(key) not in (None, 0) and not has_eval:
+            note((key,), "there is nothing to evaluate on (no `val_set_size` or `test_datasets`), so no evaluation "
+                 "ran; none runs here either")
+    if out.get("eval_table_size") and not out.get("do_causal_lm_eval"):
+        note(("eval_table_size",), "Axolotl logged a W&B table of that many generated answers at each eval; axo "
+             "writes them (and scores them) with `do_causal_lm_eval: true`, off here")
+    for key in ("neftune_noise_alpha", "eval_max_new_tokens"):
+        if out.get(key) == 0:
+            note((key,), "0 turns it off")
+    if out.get("group_by_length") and (out.get("sample_packing") or out.get("rl")):
+        note(("group_by_length",), "packing (and the trainers of preference and RL methods) build their own "
+             "batches, so the length-grouped sampler was never used")
+    if out.get("max_steps") == -1:
+        note(("max_steps",), "-1 means unset, as in transformers")
+    if out.get("max_steps") and isinstance(out.get("num_epochs"), (int, float)) and out["num_epochs"] <= 0:
+        note(("num_epochs",), f"{out['num_epochs']}: `max_steps` decides the length of the run")
+    if out.get("resume_from_checkpoint") is False:
+        note(("resume_from_checkpoint",), "false: no checkpoint to resume from")
+    if out.get("resume_from_checkpoint") is True:
+        note(("resume_from_checkpoint",), "true resumed from the newest checkpoint in `output_dir`: "
+             "`auto_resume_from_checkpoints: true`")
+        out["auto_resume_from_checkpoints"] = True
+    if out.get("gradient_checkpointing") == "unsloth":
+        note(("gradient_checkpointing",), "Unsloth's checkpointing keeps the saved activations in CPU memory: "
+             "`gradient_checkpointing: offload`", drop=False)
+        out["gradient_checkpointing"] = "offload"
+    if out.get("load_in_4bit") is True and out.get("adapter") == "lora":
+        note(("adapter",), "LoRA on a base loaded in 4-bit (`load_in_4bit: true`) is QLoRA: `adapter: qlora` "
+             "(Axolotl up to 0.4 trained exactly that; later ones loaded the base unquantized)", drop=False)
+        out["adapter"] = "qlora"
+    chosen = out.get("attn_implementation")
+    if out.get("flash_attention") and isinstance(chosen, str) and "flash" in chosen.lower():
+        note(("flash_attention",), f"`attn_implementation: {chosen}` is the flash-attention kernel to run")
+    kind = out.get("model_type")
+    if isinstance(kind, str) and kind.islower() and kind.replace("_", "").isalnum():
+        note(("model_type",), f"`{kind}` is an architecture, which the model's config names; the class to load is "
+             "`AutoModelForCausalLM`", drop=False)
+        out["model_type"] = "AutoModelForCausalLM"
+    watch, upload = out.get("wandb_watch"), out.get("wandb_log_model")
+    if watch == "":
+        note(("wandb_watch",), "empty: W&B watches nothing")
+    if isinstance(upload, str) and upload not in ("checkpoint", "end", "false"):
+        note(("wandb_log_model",), f"{upload!r} is not checkpoint, end or false; transformers reads it as false, "
+             "so no model was uploaded")
+    for i, entry in enumerate(_entries(out.get("pretraining_dataset"))):
+        if isinstance(entry, dict) and entry.get("type") == "completion":
+            note(("pretraining_dataset", i, "type"), "raw text, which a pretraining entry always is", drop=False)
+            entry["type"] = "pretrain"
+    for list_key in DATASET_LISTS:
+        for i, entry in enumerate(_entries(out.get(list_key))):
+            if not isinstance(entry, dict):
+                continue
+            kind = entry.get("type")
+            if entry.get("field") and kind not in (None, "completion") and not isinstance(kind, dict):
+                note((list_key, i, "field"), f"read only by `type: completion`, so `type: {kind}` never read it")
+            template = entry.get("chat_template")
+            if isinstance(template, str) and ("{%" in template or "{{" in template) and not entry.get(
+                    "chat_template_jinja"):
+                note((list_key, i, "chat_template"), "a Jinja template itself: `chat_template: jinja` with "
+                     "`chat_template_jinja` holding it", drop=False)
+                entry.update(chat_template="jinja", chat_template_jinja=template)
+            if isinstance(kind, str) and alpaca_type(kind):
+                for key in ("field_messages", "message_property_mappings"):  # (where chat rows keep their turns;
+                    if key in entry:  # which turns train, `roles_to_train`, is no such key: it stays an error)
+                        note((list_key, i, key), f"read only by chat rows, so `type: {kind}` never read it")
+
+
+def _entries(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
@@ -285,7 +430,7 @@ def _check_plugins(plugins, where: Where) -> list[str]:
 
 def _line_number(problem: str) -> int:
     """Problems in the order of the file; those without a line (a missing key) first."""
-    found = re.search(r"\(line (\d+)\)", problem)
+    found = re.search(r"\(line (\d+)", problem)
     return int(found.group(1)) if found else 0
 
 
@@ -314,7 +459,7 @@ def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
     return out
 
 
-def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[str]):
+def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[str], unread: list[str]):
     """Strip and report keys a dataset entry does not know, so pydantic only sees real ones."""
     if not isinstance(entries, list):
         return entries
@@ -330,13 +475,22 @@ def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[
                 if value is not None:
                     keep[key] = value
             else:
-                problems += _foreign_key((list_key, i, key), value, where, "dataset", known)
+                problems += _foreign_key((list_key, i, key), value, where, "dataset", known, unread)
         cleaned.append(keep)
     return cleaned
 
 
-def _foreign_key(path: tuple, value, where: Where, section: str, valid) -> list[str]:
-    """A key axo does not take: Axolotl's but not supported yet, or unknown (with a suggestion)."""
+# The rule for a key axo does not know, in the README's two sentences.
+UNREAD_RULE = ("A key that no Axolotl release read is an error when it is one edit (a letter added, dropped, "
+               "changed or two swapped) away from a key that changes what is learned, since that is a typo that "
+               "would train something else: `lora_rr`, `learning_rat`. Any other such key (`model_card`, "
+               "`hub_repo`) is listed in one warning at start, with the key it is closest to, and ignored as "
+               "Axolotl ignored it; `strict: true` or `--strict` makes each of them an error.")
+
+
+def _foreign_key(path: tuple, value, where: Where, section: str, valid, unread: list[str]) -> list[str]:
+    """A key axo does not take: Axolotl's but not supported yet, a typo of a key that changes what is
+    learned (an error), or a key no Axolotl release read (added to `unread`), as UNREAD_RULE says."""
     key = path[-1]
     name = dotted(path)
     at = _at(path, where)
@@ -347,15 +501,50 @@ def _foreign_key(path: tuple, value, where: Where, section: str, valid) -> list[
             return []
         return [f"`{name}`{at}: Axolotl's `{key}` is not supported by axo yet; "
                 f"remove it (or set it to null) to train without it"]
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
-    later = difflib.get_close_matches(str(key), axolotl_keys()[section], n=1, cutoff=0.6)
-    if close:
-        hint = f"; did you mean `{close[0]}`?"
-    elif later:
-        hint = f"; did you mean `{later[0]}` (an Axolotl key axo does not support yet)?"
-    else:
-        hint = "; see `axo config-schema` for valid keys"
-    return [f"`{name}`{at}: unknown key{hint}"]
+    typo = one_edit_from(str(key), learned_keys(section))
+    if typo:
+        return [f"`{name}`{at}: unknown key; did you mean `{typo}`? (`{typo}` changes what is learned, and no "
+                "Axolotl release read this spelling)"]
+    close = difflib.get_close_matches(str(key), sorted(valid) + sorted(axolotl_keys()[section]), n=1, cutoff=0.6)
+    unread.append(f"`{name}`{at}: no Axolotl release read this key"
+                  + (f"; the closest key is `{close[0]}`" if close else ""))
+    return []
+
+
+@cache
+def learned_keys(section: str) -> frozenset[str]:
+    """The keys of a section (top, dataset) that decide what is learned: axo's, and Axolotl's in the table."""
+    from axo.config.compat import TABLE, learned
+
+    if section == "dataset":
+        names = set(DatasetConfig.model_fields) | {k.split(".", 1)[1] for k in TABLE if k.startswith("datasets.")}
+        return frozenset(k for k in names if learned(f"datasets.{k}"))
+    names = set(KEY_AREA) | set(ALIASES) | {k for k in TABLE if "." not in k}
+    return frozenset(k for k in names if learned(k))
+
+
+def one_edit_from(key: str, names) -> str | None:
+    """The name `key` is one edit away from (insert, delete, change, or swap two neighbours; case and
+    `-` for `_` count as no edit), if any: the first in order."""
+    spelled = key.lower().replace("-", "_")
+    for name in sorted(names):
+        if _one_edit(spelled, name):
+            return name
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[i:] == long[i + 1:]
 
 
 def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:

@@ -9,6 +9,9 @@ from axo.config.base import Area
 from axo.config.compat import COMBINATIONS
 
 # What axo trains, by the class-name ending transformers uses for it.
+# transformers' causal LM classes named before the ForCausalLM convention (Axolotl's GPT-2 configs name them)
+LM_HEAD_CLASSES = ("GPT2LMHeadModel", "OpenAIGPTLMHeadModel", "CTRLLMHeadModel", "XLNetLMHeadModel",
+                   "TransfoXLLMHeadModel")
 TASKS = {
     "ForCausalLM": "causal_lm",
     "ForSequenceClassification": "sequence_classification",
@@ -106,7 +109,7 @@ class ModelConfig(Area):
     def _known_task(cls, value: str) -> str:
         if not value.isidentifier():
             raise ValueError(f"{value!r} is not a class name")
-        if not any(value.endswith(suffix) for suffix in TASKS):
+        if not any(value.endswith(suffix) for suffix in TASKS) and value not in LM_HEAD_CLASSES:
             raise ValueError(f"model class {value!r} is not supported yet; use a class ending in "
                              + ", ".join(TASKS) + " (e.g. AutoModelForCausalLM). " + COMBINATIONS["model_class"][1])
         return value
@@ -148,6 +151,8 @@ class ModelConfig(Area):
 
     @property
     def task(self) -> str:
+        if self.model_type in LM_HEAD_CLASSES:
+            return "causal_lm"
         return next(task for suffix, task in TASKS.items() if self.model_type.endswith(suffix))
 
     @property

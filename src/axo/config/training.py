@@ -47,7 +47,8 @@ class TrainingConfig(Area):
     adam_epsilon: float | None = Field(None, gt=0, description="Adam epsilon.")
     max_grad_norm: float | None = Field(1.0, ge=0, description="Gradient clipping norm.")
     seed: int = Field(42, description="Seed for weights init, data order and dropout.")
-    logging_steps: int = Field(1, gt=0, description="Log every N optimizer steps.")
+    logging_steps: int | float = Field(1, gt=0, description="Log every N optimizer steps (below 1: that share of "
+                                       "the run's steps, as transformers reads it).")
     save_steps: int | float | None = Field(
         None, gt=0, description="Checkpoint every N steps (a number below 1: a fraction of all steps).")
     saves_per_epoch: int | None = Field(None, ge=0, description="Checkpoints per epoch (instead of save_steps).")
@@ -150,6 +151,8 @@ class TrainingConfig(Area):
     )
 
     def check(self):
+        if self.logging_steps > 1 and self.logging_steps != int(self.logging_steps):
+            yield ("logging_steps",), "above 1 it counts steps: a whole number (below 1 it is a share of the run)"
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             yield ("warmup_ratio",), "set either `warmup_steps` or `warmup_ratio`, not both"
         for per_epoch, steps in (("saves_per_epoch", "save_steps"), ("evals_per_epoch", "eval_steps")):

@@ -14,21 +14,6 @@ from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 RUN_FILE = "axo_run.json"
-# Keys that change where, how fast or how visibly a run goes, never what it learns.
-NOT_TRAINING = {
-    "output_dir", "resume_from_checkpoint", "auto_resume_from_checkpoints", "overwrite_output_dir",
-    "save_steps", "saves_per_epoch", "save_strategy", "save_total_limit", "save_first_step", "save_only_model",
-    "logging_steps", "eval_steps", "evals_per_epoch", "eval_strategy", "eval_batch_size", "load_best_model_at_end",
-    "metric_for_best_model", "greater_is_better", "early_stopping_patience", "loss_watchdog_threshold",
-    "loss_watchdog_patience", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens", "eval_table_size",
-    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_prefetch_factor", "dataset_processes",
-    "dataset_prepared_path", "push_dataset_to_hub", "skip_bad_rows", "hub_model_id", "hub_strategy",
-    "hub_private_repo", "hub_revision", "include_tokens_per_second", "torch_compile", "torch_compile_backend",
-    "torch_compile_mode", "torch_empty_cache_steps", "gradient_checkpointing", "gradient_checkpointing_kwargs",
-    "device_map", "max_memory", "low_cpu_mem_usage", "attn_implementation", "use_liger_kernel",
-    "liger_kernel_config", "chunked_cross_entropy_num_chunks", "auto_find_batch_size", "lm_eval_tasks",
-    "lm_eval_batch_size", "lm_eval_post_train", "lm_eval_model",
-}
 # The files a finished or checkpointed run leaves, removed by `overwrite_output_dir`.
 OUTPUTS = ("checkpoint-*", "adapter_config.json", "adapter_model.safetensors", "model*.safetensors",
            "model.safetensors.index.json", "config.json", "generation_config.json", "run_summary.json", RUN_FILE,
@@ -36,11 +21,9 @@ OUTPUTS = ("checkpoint-*", "adapter_config.json", "adapter_model.safetensors", "
 
 
 def record(cfg: Config) -> dict:
-    from axo.config.logging import LoggingConfig
-    from axo.config.parallel import ParallelConfig
+    from axo.config.compat import learned
 
-    skipped = NOT_TRAINING | set(LoggingConfig.model_fields) | set(ParallelConfig.model_fields)
-    keys = {k: v for k, v in cfg.to_flat().items() if k not in skipped}
+    keys = {k: v for k, v in cfg.to_flat().items() if learned(k)}
     return {"method": cfg.method.name, "trains": _trains(bool(cfg.lora.adapter)),
             "keys": json.loads(json.dumps(keys, default=str))}
 
