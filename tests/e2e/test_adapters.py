@@ -99,6 +99,21 @@ def test_new_token_rows_train_under_lora(make_config):
     assert names, "the new token's embedding row is not trainable"
 
 
+def test_new_tokens_with_the_whole_embedding_saved_train_with_it(make_config):
+    """Axolotl's common pairing: added tokens and `lora_modules_to_save: [embed_tokens, lm_head]`. The whole
+    embedding trains, the new rows with it (peft refused a row adapter beside it: the run crashed)."""
+    cfg = make_config(adapter="lora", lora_target_linear=True, tokens=["<|new1|>"],
+                      lora_modules_to_save=["embed_tokens", "lm_head"])
+    from axo.model.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg)
+    model = apply_adapter(load_model(cfg, "fp32", tokenizer), cfg, new_token_ids=[373])
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("embed_tokens.modules_to_save" in n for n in trained)
+    assert not any("token_adapter" in n for n in trained)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+
+
 def test_continue_training_an_adapter(make_config, tmp_path):
     first = make_config(adapter="lora", lora_target_linear=True, max_steps=8, learning_rate=2e-2,
                         output_dir=str(tmp_path / "first"))

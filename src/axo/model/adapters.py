@@ -14,8 +14,12 @@ PEFT_TASKS = {"causal_lm": "CAUSAL_LM", "sequence_classification": "SEQ_CLS", "t
 
 
 def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), linear_names: list[str] = (),
-                   tied_embeddings: bool = False, not_linear: list[str] = (), tower: list[str] = ()):
-    """`tower`: full names of linears LoRA leaves alone (a multimodal model's vision or audio side)."""
+                   tied_embeddings: bool = False, not_linear: list[str] = (), tower: list[str] = (),
+                   embedding: str = "embed_tokens"):
+    """`tower`: full names of linears LoRA leaves alone (a multimodal model's vision or audio side);
+    `embedding`: the input embedding's module name. Where `lora_modules_to_save` trains that embedding
+    whole, the added tokens' rows train with it (peft refuses a row adapter on it besides)."""
+    whole = any(m == embedding or m.endswith("." + embedding) for m in a.lora_modules_to_save or ())
     from peft import LoraConfig
 
     targets, excluded = a.lora_target_modules, []
@@ -35,7 +39,7 @@ def to_lora_config(a: AdapterConfig, task: str, new_token_ids: list[int] = (), l
         use_dora=a.peft_use_dora,
         use_rslora=a.peft_use_rslora,
         # rows of tokens added to the vocabulary are trained, or they would stay at their init
-        trainable_token_indices=_token_rows(a.peft_trainable_token_indices, new_token_ids),
+        trainable_token_indices=None if whole else _token_rows(a.peft_trainable_token_indices, new_token_ids),
         # a trained copy of a tied embedding must stay tied to the output head
         ensure_weight_tying=tied_embeddings and bool(a.lora_modules_to_save or new_token_ids),
         task_type=PEFT_TASKS[task],
@@ -155,8 +159,9 @@ def _wrap_in_adapter(model, cfg: Config, new_token_ids):
     if tower:
         log.info("LoRA adapts the language model; the %d linear layers of the vision/audio modules stay as "
                  "loaded (to adapt them, name them by path in lora_target_modules)", len(tower))
+    embedding = next(name for name, module in model.named_modules() if module is model.get_input_embeddings())
     return get_peft_model(model, to_lora_config(a, cfg.model.task, new_token_ids, linear_module_names(model), tied,
-                                                not_linear_names(model), tower))
+                                                not_linear_names(model), tower, embedding.rsplit(".", 1)[-1]))
 
 
 # What peft puts into a parameter's name: its wrapper's prefix and the adapter's own pieces.
