@@ -194,3 +194,19 @@ def _wait_for_line(log, process, text: str, timeout: float = 600) -> bool:
             return False
         time.sleep(0.1)
     return False
+
+
+def test_shards_of_an_entry_split_its_rows(tmp_path, make_config, tokenizer):
+    """`shards: 2` with `shards_idx` 0 and 1 train on the two halves of the entry's rows (after a shuffle
+    seeded by `seed`, as Axolotl 0.19 shards): disjoint, together every row."""
+    data = write_rows(tmp_path / "d.jsonl", rows_with(10))
+
+    def outputs(index):
+        cfg = make_config(datasets=[{"path": str(data), "type": "alpaca", "shards": 2, "shards_idx": index}],
+                          shuffle_merged_datasets=False, dataset_prepared_path=str(tmp_path / f"c{index}"))
+        return {tokenizer.decode(r) for r in prepare(cfg, tokenizer).train["input_ids"]}
+
+    first, second = outputs(0), outputs(1)
+    assert len(first) == len(second) == 5 and not first & second
+    with pytest.raises(Exception, match="picks a shard of `shards`"):
+        make_config(datasets=[{"path": str(data), "type": "alpaca", "shards": 2, "shards_idx": 2}])

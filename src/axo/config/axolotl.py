@@ -9,7 +9,6 @@ ALIASES = {
     "revision_of_model": "model_revision",
     "model_config": "overrides_of_model_config",  # pydantic reserves the name model_config
     "model_kwargs": "overrides_of_model_kwargs",
-    "dpo_beta": "rl_beta",
 }
 # Axolotl's attention booleans -> the attn_implementation each one means when true.
 ATTENTION_FLAGS = {

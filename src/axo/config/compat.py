@@ -27,10 +27,16 @@ class Rule:
     cls: Class
     note: str  # mapped: what axo does instead; speed: what would enable it; refused: why, and the nearest option
     convert: Callable[[Any], dict] | None = None  # mapped: the key's value -> the axo keys it becomes
+    renamed: str | None = None  # an old name: today's name of the same key (`axo migrate` writes it)
 
 
 def mapped(note: str, convert: Callable[[Any], dict] | None = None) -> Rule:
     return Rule("mapped", note, convert)
+
+
+def old_name(new: str, note: str) -> Rule:
+    """A key Axolotl renamed: read as `new`, which `axo migrate` writes instead."""
+    return Rule("mapped", note, to(new), renamed=new)
 
 
 def to(key: str, value: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], dict]:
@@ -93,13 +99,15 @@ def _plugins(value) -> dict:
 TABLE: dict[str, Rule] = {
     # --- other spellings of axo keys -------------------------------------------------------------
     "dataset_num_proc": mapped("axo's `dataset_processes`", to("dataset_processes")),
-    "evaluation_strategy": mapped("axo's `eval_strategy` (transformers' newer name)", to("eval_strategy")),
-    "noisy_embedding_alpha": mapped("axo's `neftune_noise_alpha` (NEFTune)", to("neftune_noise_alpha")),
+    "dpo_beta": old_name("rl_beta", "Axolotl's old name of `rl_beta` (deprecated since 0.5)"),
+    "evaluation_strategy": old_name("eval_strategy", "Axolotl's old name (transformers' too) of `eval_strategy`"),
+    "noisy_embedding_alpha": old_name("neftune_noise_alpha", "Axolotl's old name of `neftune_noise_alpha` "
+                                      "(NEFTune)"),
     "bfloat16": mapped("`bf16: true`: bf16 math; a full fine-tune keeps fp32 master weights so small updates "
                        "are not rounded away (old Axolotl trained the bf16 weights themselves: `bf16: full`)",
                        to("bf16")),
-    "float16": Rule("refused", "trains pure fp16 weights, which axo does not do; `fp16: true` (mixed precision "
-                    "on a GPU) or `bf16: true`"),
+    "float16": mapped("`fp16: true`: fp16 math over fp32 master weights (old Axolotl trained the fp16 weights "
+                      "themselves, where small updates round away, as `bfloat16` trained bf16 ones)", to("fp16")),
     "float32": mapped("`bf16: false` (fp32 weights and math)", lambda v: {"bf16": not v}),
     "xformers_attention": mapped("sdpa, which computes the same attention", lambda v: {"attn_implementation": "sdpa"}),
     "sequence_parallel_degree": mapped("`context_parallel_size` (the same sequence split, through accelerate)",
@@ -278,12 +286,12 @@ TABLE: dict[str, Rule] = {
              "trl.reroll_max_groups", "trl.reroll_start_fraction", "trl.streaming_min_groups",
              "trl.streaming_partial_batch", "trl.use_data_producer"),
     # --- keys of older Axolotl releases, no longer read by the newest (their versions: axolotl_history.tsv)
-    "eval_table_max_new_tokens": mapped("Axolotl's old name of `eval_max_new_tokens`", to("eval_max_new_tokens")),
-    "push_to_hub_model_id": mapped("Axolotl's old name of `hub_model_id`", to("hub_model_id")),
-    "adamw_beta1": mapped("Axolotl's first name of `adam_beta1`", to("adam_beta1")),
-    "adamw_beta2": mapped("Axolotl's first name of `adam_beta2`", to("adam_beta2")),
-    "adamw_epsilon": mapped("Axolotl's first name of `adam_epsilon`", to("adam_epsilon")),
-    "datasets.train_on_split": mapped("Axolotl's old name of the entry's `split`", to("split")),
+    "eval_table_max_new_tokens": old_name("eval_max_new_tokens", "Axolotl's old name of `eval_max_new_tokens`"),
+    "push_to_hub_model_id": old_name("hub_model_id", "Axolotl's old name of `hub_model_id`"),
+    "adamw_beta1": old_name("adam_beta1", "Axolotl's first name of `adam_beta1`"),
+    "adamw_beta2": old_name("adam_beta2", "Axolotl's first name of `adam_beta2`"),
+    "adamw_epsilon": old_name("adam_epsilon", "Axolotl's first name of `adam_epsilon`"),
+    "datasets.train_on_split": old_name("split", "Axolotl's old name of the entry's `split`"),
     "bloat16": mapped("old Axolotl read it only to silence its own precision warning; `bf16` sets the precision"),
     "inference": mapped("set by old Axolotl's own inference command; " + NOT_TRAINING),
     "model_config_type": mapped("axo reads the architecture from the model's config"),
@@ -325,8 +333,8 @@ TABLE: dict[str, Rule] = {
     **_group("refused", "an older conversation format; use `type: chat_template` with `field_messages`",
              "datasets.conversation", "datasets.field_human", "datasets.field_model", "datasets.input_format",
              "datasets.input_transform"),
-    **_group("refused", "loading a shard of a dataset is not in axo yet; point `data_files` at the files",
-             "datasets.shards", "datasets.shards_idx", "datasets.preprocess_shards"),
+    "datasets.preprocess_shards": Rule("speed", "memory only: preparing the entry in that many chunks; axo "
+                                       "prepares it in batches through Arrow"),
     "datasets.max_completion_length": mapped(
         "empty in Axolotl's process-reward example: axo keeps whole step completions (rows longer than "
         "`sequence_len` follow `excess_length_strategy`); a number, which would cut them, is refused",
@@ -362,6 +370,35 @@ NOT_LEARNED = {
 }
 
 
+# Keys no Axolotl release read that users' configs often hold (bench/user_configs.py counts them): what
+# each is, for the warning, instead of only the closest key. `datasets.key` for a dataset entry's.
+BNB = ("transformers' BitsAndBytesConfig field, which no Axolotl release read: QLoRA's 4-bit base is nf4 with double "
+       "quantization, computing in the run's precision, in Axolotl and in axo (`bnb_config_kwargs` changes them)")
+UNREAD_NOTES = {
+    **dict.fromkeys(("bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype", "use_nested_quant",
+                     "bnb_4bit_quant_storage"), BNB),
+    "quantization_config": "transformers' name; Axolotl's and axo's is `model_quantization_config` (or `load_in_4bit`)",
+    "data_seed": "transformers' field, which no Axolotl release read: `seed` also orders the data",
+    "report_to": "transformers' field, which no Axolotl release read: the trackers follow `wandb_project`, "
+                 "`use_mlflow`, `use_tensorboard`...",
+    **dict.fromkeys(("logging_dir", "tensorboard_log_dir"), "no Axolotl release read it: TensorBoard logs go to "
+                    "output_dir/runs (`use_tensorboard: true`)"),
+    "safe_serialization": "transformers' field, which no Axolotl release read: axo saves safetensors always",
+    "push_to_hub": "transformers' field, which no Axolotl release read: a run is pushed when `hub_model_id` is set",
+    "hub_token": "no Axolotl release read it: log in once (`huggingface-cli login`) or set HF_TOKEN",
+    "hub_repo": "no Axolotl release read it: `hub_model_id` names the repository to push to",
+    "model_card": "no Axolotl release read it: the hub repository gets transformers' model card",
+    "epochs": "no Axolotl release read it: `num_epochs` is the key, so the run keeps its default (1)",
+    "tokenizer_padding_side": "no Axolotl release read it: padding is never trained, so its side changes nothing",
+    "dataloader_persistent_workers": "transformers' field, which no Axolotl release read: data loading speed only",
+    **{f"datasets.{k}": f"a key of a `type:` mapping (`type: {{{k}: ...}}`), which is the only place Axolotl read "
+       "it; beside a named type the type's own columns are read" for k in ("field_instruction", "field_input",
+                                                                           "field_output", "field_system")},
+    "datasets.min_sample_len": "a top-level key (`min_sample_len`), which Axolotl read only there",
+    "datasets.streaming": "no Axolotl release read it in a dataset entry; prepared data is streamed from disk",
+}
+
+
 def learned(key: str) -> bool:
     """Whether a key decides what is learned: an axo key (`block.key` inside a block, `datasets.key` in a
     dataset entry), or an Axolotl key of TABLE (a mapped one when what it becomes does)."""
@@ -382,9 +419,9 @@ def learned(key: str) -> bool:
     if inner:
         return block == "datasets" or learned(block)
     key = ALIASES.get(key, key)
-    if key in ATTENTION_FLAGS:
+    if key in ATTENTION_FLAGS or key not in KEY_AREA:  # (a key nothing reads decides nothing)
         return False
-    return key not in NOT_LEARNED and KEY_AREA.get(key) not in ("logging", "parallel")
+    return key not in NOT_LEARNED and KEY_AREA[key] not in ("logging", "parallel")
 
 
 # Axolotl's values of keys axo has, spelled another way: key -> {Axolotl's value: (axo's value, note)}.

@@ -145,6 +145,9 @@ class DatasetConfig(Area):
     # stepwise_supervised (process reward models)
     step_separator: str = Field("\n", description="stepwise_supervised: text between steps; its last token is scored.")
     train_on_last_step_only: bool = Field(False, description="stepwise_supervised: score only the final step.")
+    shards: int | None = Field(None, gt=0, description="Train on one of this many shards of the entry's rows (after "
+                               "a shuffle seeded by `seed`, as Axolotl does).")
+    shards_idx: int = Field(0, ge=0, description="Which shard (from 0) `shards` keeps.")
     # knowledge distillation (`kd_trainer: true`)
     logprobs_field: str | None = Field(
         None, description="KD: the column with the teacher's top-k log-probs of each token (vLLM's prompt_logprobs: "
@@ -191,6 +194,8 @@ class DatasetConfig(Area):
                 yield (key,), f"only applies to `type: chat_template` (this entry has type {self.type_name!r})"
             elif key == "field" and self.type != "completion":
                 yield (key,), "only applies to `type: completion`"
+            elif key == "shards_idx" and (not self.shards or self.shards_idx >= self.shards):
+                yield (key,), f"picks a shard of `shards` ({self.shards}); it must be below it"
             elif key in ("step_separator", "train_on_last_step_only") and self.type != "stepwise_supervised":
                 yield (key,), "only applies to `type: stepwise_supervised`"
             elif key in ("field_chosen", "field_rejected") and self.type_name not in PREFERENCE_TYPES:

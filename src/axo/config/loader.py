@@ -4,6 +4,7 @@ each naming the key, its YAML line, the bad value and the fix."""
 import difflib
 import logging
 import re
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,22 +39,22 @@ def load(path: str | Path, overrides: list[str] = ()) -> Config:
     from axo.config.user_code import make_importable
 
     make_importable(path.parent)  # reward functions and transforms next to the config are checked in validate
-    return validate(raw, where, source=str(path), notices=repeated)
+    return validate(raw, where, source=str(path), reading=Reading(repeated=repeated))
 
 
-def parse_yaml(text: str) -> tuple[Any, Where, list[str]]:
+def parse_yaml(text: str) -> tuple[Any, Where, list[tuple[tuple, str]]]:
     """Load YAML; remember the line of every mapping key, by its path; and say which keys are set twice
     with different values (YAML, and so Axolotl, keep the second; the same value twice changes nothing)."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is None:
         return {}, {}, []
     where: Where = {}
-    repeated: list[str] = []
+    repeated: list[tuple[tuple, str]] = []
     _record_lines(node, (), where, repeated, {})
     return yaml.safe_load(text), where, repeated
 
 
-def _record_lines(node, path: tuple, where: Where, repeated: list[str], values: dict) -> None:
+def _record_lines(node, path: tuple, where: Where, repeated: list, values: dict) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = path + (key_node.value,)
@@ -61,8 +62,9 @@ def _record_lines(node, path: tuple, where: Where, repeated: list[str], values: 
             value = value_node.value if isinstance(value_node, yaml.ScalarNode) else yaml.serialize(value_node)
             if key_path in where and values[key_path] != value:
                 first, second = (_short(v) for v in (values[key_path], value))
-                repeated.append(f"`{dotted(key_path)}` ({where[key_path]}, again {line}): set twice, to {first} "
-                                f"then {second}; {second} is used, as YAML (and so Axolotl) reads it. Fix: keep one")
+                repeated.append((key_path, f"`{dotted(key_path)}` ({where[key_path]}, again {line}): set twice, to "
+                                 f"{first} then {second}; {second} is used, as YAML (and so Axolotl) reads it. Fix: "
+                                 "keep one"))
             where[key_path], values[key_path] = line, value
             _record_lines(value_node, key_path, where, repeated, values)
     elif isinstance(node, yaml.SequenceNode):
@@ -72,6 +74,8 @@ def _record_lines(node, path: tuple, where: Where, repeated: list[str], values: 
 
 def _short(text: str) -> str:
     text = " ".join(text.removesuffix("...\n").split())
+    if not text:
+        return "nothing (null)"
     return f"`{text}`" if len(text) <= 40 else f"`{text[:37]}...`"
 
 
@@ -108,14 +112,27 @@ def _set_path(node, path: tuple, value) -> None:
     node[path[-1]] = value
 
 
-def validate(raw: dict, where: Where | None = None, source: str = "config", notices: list[str] = ()) -> Config:
-    """`notices`: what the file itself says of keys set twice. Keys no Axolotl release read, and keys set
-    twice, are warned about in one block (errors with `strict: true`), as UNREAD_RULE says."""
+@dataclass
+class Reading:
+    """What the loader read as Axolotl did, beyond the config areas: keys no release read (dropped) and keys
+    set twice (the second kept), both said in one warning block (errors with `strict: true`, as
+    UNREAD_RULE says), and the old names it read as their successors. `axo migrate` writes them out."""
+
+    unread: list[tuple[tuple, str]] = field(default_factory=list)  # (path, what is said)
+    repeated: list[tuple[tuple, str]] = field(default_factory=list)
+    renamed: list[tuple[tuple, str, str]] = field(default_factory=list)  # (path, the new name, why)
+
+    def said(self) -> list[str]:
+        return [message for _, message in self.repeated + self.unread]
+
+
+def validate(raw: dict, where: Where | None = None, source: str = "config", reading: Reading | None = None) -> Config:
+    """`reading` collects what was read as Axolotl did (config files bring the keys they set twice)."""
     where = where or {}
     problems: list[str] = []
-    unread: list[str] = list(notices)
+    reading = reading if reading is not None else Reading()
     strict = raw.get("strict") is True
-    raw = apply_compat(raw, where, problems, unread)
+    raw = apply_compat(raw, where, problems, reading)
     raw = _rename_aliases(raw, where, problems)
     routed: dict[str, dict] = {area: {} for area in AREAS}
     for key, value in raw.items():
@@ -123,9 +140,9 @@ def validate(raw: dict, where: Where | None = None, source: str = "config", noti
             if value is not None:  # Axolotl writes `key:` (null) to mean "default"
                 routed[KEY_AREA[key]][key] = value
         else:
-            problems += _foreign_key((key,), value, where, "top", KEY_AREA, unread)
+            problems += _foreign_key((key,), value, where, "top", KEY_AREA, reading)
     for list_key in DATASET_LISTS:
-        routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems, unread)
+        routed["data"][list_key] = _check_dataset_entries(raw.get(list_key), list_key, where, problems, reading)
     routed["data"] = {k: v for k, v in routed["data"].items() if v is not None}
     areas = {}
     for name, model in AREAS.items():
@@ -142,10 +159,10 @@ def validate(raw: dict, where: Where | None = None, source: str = "config", noti
         else:
             problems.append(_describe(path, message, where))
     if strict:
-        problems += unread
-    elif unread and not problems:
+        problems += reading.said()
+    elif reading.said() and not problems:
         log.warning("Read as Axolotl read them (`strict: true` or --strict makes each an error):\n  - %s",
-                    "\n  - ".join(sorted(unread, key=_line_number)))
+                    "\n  - ".join(sorted(reading.said(), key=_line_number)))
     if problems:
         raise ConfigError(sorted(problems, key=_line_number), source=source)
     return Config(**areas)
@@ -161,33 +178,33 @@ def _nested_models() -> dict:
             "qat": QATScheme, "quantization": TorchAOScheme}
 
 
-def apply_compat(raw: dict, where: Where, problems: list[str], unread: list[str]) -> dict:
+def apply_compat(raw: dict, where: Where, problems: list[str], reading: Reading) -> dict:
     """Axolotl's keys that axo maps, skips (speed only) or refuses, as config/compat.py's table says,
     settled before validation: a mapped key becomes the axo keys it means. Keys of a block that neither
     axo nor Axolotl has follow UNREAD_RULE, as top-level ones do."""
-    out = _apply_rules(raw, (), "", KEY_AREA, where, problems)
+    out = _apply_rules(raw, (), "", KEY_AREA, where, problems, reading)
     _apply_values(out, where, problems)
     _as_axolotl_read(out, where)
     for block, model in _nested_models().items():
         if isinstance(out.get(block), dict):
             fields = set(model.model_fields) | {f"fsdp_{k}" for k in model.model_fields}
-            out[block] = _apply_rules(out[block], (block,), f"{block}.", fields, where, problems)
-            out[block] = _unknown_in_block(out[block], (block,), fields, where, problems, unread)
+            out[block] = _apply_rules(out[block], (block,), f"{block}.", fields, where, problems, reading)
+            out[block] = _unknown_in_block(out[block], (block,), fields, where, problems, reading)
     from axo.config.data import PretrainingDatasetConfig
     from axo.config.model import SpecialTokens
 
     if isinstance(out.get("special_tokens"), dict):
         out["special_tokens"] = _unknown_in_block(out["special_tokens"], ("special_tokens",),
-                                                  set(SpecialTokens.model_fields), where, problems, unread)
+                                                  set(SpecialTokens.model_fields), where, problems, reading)
     if isinstance(out.get("pretraining_dataset"), list):
         out["pretraining_dataset"] = [
             _unknown_in_block(e, ("pretraining_dataset", i), set(PretrainingDatasetConfig.model_fields), where,
-                              problems, unread) if isinstance(e, dict) else e
+                              problems, reading) if isinstance(e, dict) else e
             for i, e in enumerate(out["pretraining_dataset"])]
     for list_key in DATASET_LISTS:
         if isinstance(out.get(list_key), list):
             out[list_key] = [_apply_rules(_modern_entry(e, (list_key, i), where), (list_key, i), "datasets.",
-                                          DatasetConfig.model_fields, where, problems)
+                                          DatasetConfig.model_fields, where, problems, reading)
                              if isinstance(e, dict) else e for i, e in enumerate(out[list_key])]
 
     if out.get("plugins"):
@@ -196,9 +213,9 @@ def apply_compat(raw: dict, where: Where, problems: list[str], unread: list[str]
 
 
 def _unknown_in_block(node: dict, path: tuple, fields: set, where: Where, problems: list[str],
-                      unread: list[str]) -> dict:
+                      reading: Reading) -> dict:
     """A block's keys that neither axo nor Axolotl has, as UNREAD_RULE says: a typo of one that changes what
-    is learned is an error, any other goes to `unread` and is dropped (Axolotl's own keys that axo lacks
+    is learned is an error, any other is read as unread and dropped (Axolotl's own keys that axo lacks
     stay, for the block's validation to name)."""
     from axo.config.compat import learned
 
@@ -212,14 +229,13 @@ def _unknown_in_block(node: dict, path: tuple, fields: set, where: Where, proble
             out[key] = value
             continue
         name, at = dotted(path + (key,)), _at(path + (key,), where)
-        typo = one_edit_from(str(key), learned_here)
-        if typo:
-            problems.append(f"`{name}`{at}: unknown key; did you mean `{typo}`? (`{typo}` changes what is learned, "
-                            "and no Axolotl release read this spelling)")
+        typos = one_edit_from(str(key), learned_here)
+        if typos:
+            problems.append(f"`{name}`{at}: {_did_you_mean(typos)}")
             continue
         close = difflib.get_close_matches(str(key), sorted(fields), n=1, cutoff=0.6)
-        unread.append(f"`{name}`{at}: no Axolotl release read this key here"
-                      + (f"; the closest key is `{close[0]}`" if close else ""))
+        reading.unread.append((path + (key,), f"`{name}`{at}: no Axolotl release read this key here"
+                               + (f"; the closest key is `{close[0]}`" if close else "")))
     return out
 
 
@@ -374,7 +390,8 @@ def _apply_values(out: dict, where: Where, problems: list[str]) -> None:
         out["deepspeed"] = preset
 
 
-def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, problems: list[str]) -> dict:
+def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, problems: list[str],
+                 reading: Reading) -> dict:
     from axo.config.compat import TABLE
 
     out = {}
@@ -401,6 +418,8 @@ def _apply_rules(node: dict, path: tuple, prefix: str, known, where: Where, prob
                 out[target] = converted
                 where.setdefault(path + (target,), where.get(path + (key,), ""))
             log.info("`%s`%s (Axolotl): %s", name, at, rule.note)
+            if rule.renamed and not is_off(value):
+                reading.renamed.append((path + (key,), rule.renamed, rule.note))
         elif is_off(value):
             continue  # turns nothing on
         elif rule.cls == "speed":
@@ -459,7 +478,7 @@ def _rename_aliases(raw: dict, where: Where, problems: list[str]) -> dict:
     return out
 
 
-def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[str], unread: list[str]):
+def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[str], reading: Reading):
     """Strip and report keys a dataset entry does not know, so pydantic only sees real ones."""
     if not isinstance(entries, list):
         return entries
@@ -475,7 +494,7 @@ def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[
                 if value is not None:
                     keep[key] = value
             else:
-                problems += _foreign_key((list_key, i, key), value, where, "dataset", known, unread)
+                problems += _foreign_key((list_key, i, key), value, where, "dataset", known, reading)
         cleaned.append(keep)
     return cleaned
 
@@ -488,9 +507,9 @@ UNREAD_RULE = ("A key that no Axolotl release read is an error when it is one ed
                "Axolotl ignored it; `strict: true` or `--strict` makes each of them an error.")
 
 
-def _foreign_key(path: tuple, value, where: Where, section: str, valid, unread: list[str]) -> list[str]:
+def _foreign_key(path: tuple, value, where: Where, section: str, valid, reading: Reading) -> list[str]:
     """A key axo does not take: Axolotl's but not supported yet, a typo of a key that changes what is
-    learned (an error), or a key no Axolotl release read (added to `unread`), as UNREAD_RULE says."""
+    learned (an error), or a key no Axolotl release read (read as unread), as UNREAD_RULE says."""
     key = path[-1]
     name = dotted(path)
     at = _at(path, where)
@@ -501,13 +520,15 @@ def _foreign_key(path: tuple, value, where: Where, section: str, valid, unread: 
             return []
         return [f"`{name}`{at}: Axolotl's `{key}` is not supported by axo yet; "
                 f"remove it (or set it to null) to train without it"]
-    typo = one_edit_from(str(key), learned_keys(section))
-    if typo:
-        return [f"`{name}`{at}: unknown key; did you mean `{typo}`? (`{typo}` changes what is learned, and no "
-                "Axolotl release read this spelling)"]
+    typos = one_edit_from(str(key), learned_keys(section))
+    if typos:
+        return [f"`{name}`{at}: {_did_you_mean(typos)}"]
+    from axo.config.compat import UNREAD_NOTES
+
     close = difflib.get_close_matches(str(key), sorted(valid) + sorted(axolotl_keys()[section]), n=1, cutoff=0.6)
-    unread.append(f"`{name}`{at}: no Axolotl release read this key"
-                  + (f"; the closest key is `{close[0]}`" if close else ""))
+    said = UNREAD_NOTES.get(("datasets." if section == "dataset" else "") + str(key))
+    reading.unread.append((path, f"`{name}`{at}: " + (said or "no Axolotl release read this key"
+                                                    + (f"; the closest key is `{close[0]}`" if close else ""))))
     return []
 
 
@@ -523,28 +544,36 @@ def learned_keys(section: str) -> frozenset[str]:
     return frozenset(k for k in names if learned(k))
 
 
-def one_edit_from(key: str, names) -> str | None:
-    """The name `key` is one edit away from (insert, delete, change, or swap two neighbours; case and
-    `-` for `_` count as no edit), if any: the first in order."""
+def one_edit_from(key: str, names) -> list[str]:
+    """The names `key` is one edit away from (a letter added or dropped, two neighbours swapped, a letter
+    changed, in that order of likelihood; case and `-` for `_` count as no edit)."""
     spelled = key.lower().replace("-", "_")
-    for name in sorted(names):
-        if _one_edit(spelled, name):
-            return name
+    found = [(_edit_kind(spelled, name), name) for name in names]
+    return [name for kind, name in sorted(f for f in found if f[0] is not None)]
+
+
+def _edit_kind(a: str, b: str) -> int | None:
+    """0 same, 1 a letter added or dropped, 2 two neighbours swapped, 3 a letter changed; None: further."""
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) == 1:
+        short, long = (a, b) if len(a) < len(b) else (b, a)
+        i = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+        return 1 if short[i:] == long[i + 1:] else None
+    if len(a) != len(b):
+        return None
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diff) == 1:
+        return 3
+    if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]:
+        return 2
     return None
 
 
-def _one_edit(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
-                                  and a[diff[1]] == b[diff[0]])
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
-    return short[i:] == long[i + 1:]
+def _did_you_mean(typos: list[str]) -> str:
+    names = " or ".join(f"`{t}`" for t in typos[:3])
+    which = "each changes" if len(typos) > 1 else f"`{typos[0]}` changes"
+    return f"unknown key; did you mean {names}? ({which} what is learned, and no Axolotl release read this spelling)"
 
 
 def _describe_all(err: ValidationError, raw: dict, where: Where) -> list[str]:

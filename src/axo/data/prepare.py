@@ -112,7 +112,11 @@ def _prepare_list(list_key: str, cfg: Config, tokenizer, chat: ChatSetup, proces
     for i, ds in enumerate(getattr(cfg.data, list_key)):
         key = f"{list_key}[{i}]"
         kind = row_kind(cfg, context(cfg, chat, list_key, i, tokenizer, processor))
-        part, stat = process_rows(load_rows(ds, key, cache_dir=work.downloads), kind, cfg, work)
+        raw = load_rows(ds, key, cache_dir=work.downloads)
+        if ds.shards:  # one shard of the entry's rows, shuffled first as Axolotl does
+            raw = raw.shuffle(seed=cfg.train.seed, indices_cache_file_name=work.file("shard-order")).shard(
+                ds.shards, ds.shards_idx, indices_cache_file_name=work.file("shard"))
+        part, stat = process_rows(raw, kind, cfg, work)
         stats.append(stat)
         if len(part) == 0:
             note = getattr(kind, "LENGTH_NOTE", "")
