@@ -99,6 +99,26 @@ def test_new_token_rows_train_under_lora(make_config):
     assert names, "the new token's embedding row is not trainable"
 
 
+def test_a_4_bit_base_is_not_taken_for_non_finite_weights(make_config, tiny_model_64):
+    """bitsandbytes keeps a 4-bit base's packed bytes in a float tensor (the compute dtype), where some byte
+    patterns read as NaN: the check before a checkpoint looks at the weights that train, and stopped QLoRA
+    runs that were fine ("the weights became non-finite")."""
+    import bitsandbytes as bnb
+
+    from axo.train.callbacks import _finite
+
+    cfg = make_config(base_model=str(tiny_model_64), adapter="qlora", load_in_4bit=True, lora_target_linear=True)
+    model = apply_adapter(load_model(cfg, "fp32"), cfg)
+    packed = next(m.weight for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    assert packed.is_floating_point() and not packed.requires_grad
+    packed.data.view(-1)[0] = float("nan")  # a byte pattern that reads as NaN, in the frozen base
+    assert _finite(model)
+    lora = next(p for n, p in model.named_parameters() if "lora_A" in n)
+    with torch.no_grad():
+        lora.view(-1)[0] = float("nan")
+    assert not _finite(model)
+
+
 def test_new_tokens_with_the_whole_embedding_saved_train_with_it(make_config):
     """Axolotl's common pairing: added tokens and `lora_modules_to_save: [embed_tokens, lm_head]`. The whole
     embedding trains, the new rows with it (peft refused a row adapter beside it: the run crashed)."""

@@ -162,12 +162,14 @@ def _agreed(flag: bool) -> bool:
 
 
 def _finite(model) -> bool:
-    """Every weight finite, on every process (each checks its own shards; all agree, so all skip or
-    all write the checkpoint)."""
+    """Every weight that trains finite, on every process (each checks its own shards; all agree, so all
+    skip or all write the checkpoint). Frozen weights never change, and a 4-bit base stores its packed
+    bytes in a float tensor, where some byte patterns read as NaN."""
     import torch
 
     with torch.no_grad():
-        params = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters() if p.is_floating_point()]
+        params = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()
+                  if p.requires_grad and p.is_floating_point()]
         return not _agreed(not all(bool(torch.isfinite(p).all()) for p in params))
 
 
