@@ -39,6 +39,23 @@ def configs(folders: list[str]) -> list[Path]:
     return files
 
 
+# Refusals that Axolotl makes too (read from its code): a config with one of these problems does not run in
+# Axolotl either, and is counted apart.
+AXOLOTL_REFUSES = [
+    (r"not valid YAML", "its YAML does not parse"),
+    (r"required key is missing|no training data", "Axolotl requires it too"),
+    (r"is a file format, which `ds_type` names|unknown dataset type|`alpaca` is not a row format of `rl: dpo`",
+     "Axolotl has no such prompt strategy either (\"unhandled prompt tokenization strategy\")"),
+    (r"set either `\w+` or `\w+`, not both", "Axolotl's validators refuse the pair too (since 2023-11/12)"),
+    (r"Input should be (a valid|'adamw_torch')", "Axolotl's schema (pydantic) refuses the value's type too"),
+    (r"model class '\w+' is not supported yet", "not a transformers class: Axolotl's getattr(transformers, ...) fails"),
+]
+
+
+def axolotl_refuses_too(problems: list[str]) -> bool:
+    return any(re.search(pattern, p) for pattern, _ in AXOLOTL_REFUSES for p in problems)
+
+
 def validate_all(files: list[Path], show: str | None) -> dict[Path, str]:
     """{file: "accepted" | "refused" | "traceback"}, with the blockers printed by key."""
     from axo.config import load
@@ -53,7 +70,9 @@ def validate_all(files: list[Path], show: str | None) -> dict[Path, str]:
             load(f)
             fate[f] = "accepted"
         except ConfigError as err:
-            fate[f] = "refused"
+            fate[f] = "refused by Axolotl too" if axolotl_refuses_too(err.problems) else "refused"
+            if fate[f] == "refused":
+                print(f"REFUSED {f.name}: {' | '.join(p[:140] for p in err.problems[:3])}")
             keys = set()
             for problem in err.problems:
                 if show and re.search(show, problem):
@@ -76,8 +95,12 @@ def validate_all(files: list[Path], show: str | None) -> dict[Path, str]:
     logging.getLogger("axo").removeHandler(seen)
     logging.getLogger("axo").addHandler(logging.NullHandler())  # (what later steps log is not the report)
     counts = collections.Counter(fate.values())
+    runs_in_axolotl = len(files) - counts["refused by Axolotl too"]
     print(f"\n{len(files)} configs: {counts['accepted']} accepted ({counts['accepted'] / len(files):.0%}), "
-          f"{counts['refused']} refused, {counts['traceback']} tracebacks")
+          f"{counts['refused']} refused, {counts['refused by Axolotl too']} refused for what Axolotl refuses too, "
+          f"{counts['traceback']} tracebacks")
+    print(f"of the {runs_in_axolotl} that Axolotl accepts: {counts['accepted']} accepted "
+          f"({counts['accepted'] / max(runs_in_axolotl, 1):.1%})")
     print("configs refused, by key (a config can be refused for several):")
     for key, count in blockers.most_common():
         print(f"  {count:3d}  {key}: {examples.get(key, '')[:160]}")
@@ -91,9 +114,11 @@ def validate_all(files: list[Path], show: str | None) -> dict[Path, str]:
 LLAMA_MODULES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head", "embed_tokens"}
 GPU_ONLY = {"bf16": False, "fp16": False, "tf32": False, "bfloat16": None, "float16": None, "float32": None,
             "deepspeed": None, "fsdp": None, "fsdp_config": None, "fsdp_version": None, "gptq": None,
-            "model_quantization_config": None, "model_quantization_config_kwargs": None}
+            "model_quantization_config": None, "model_quantization_config_kwargs": None,
+            "use_ray": None, "ray_num_workers": None, "resources_per_worker": None}  # (Ray: workers with GPUs)
 MODEL_KEYS = ("base_model_config", "tokenizer_config", "tokenizer_type", "model_revision", "revision_of_model",
-              "tokenizer_use_fast", "tokenizer_legacy", "processor_type", "lora_model_dir")
+              "tokenizer_use_fast", "tokenizer_legacy", "processor_type", "lora_model_dir",
+              "tokenizer_use_mistral_common")  # (a Mistral tokenizer file, which the tiny model has not)
 TEXT = ["Sort the digits: 3 1 2", "1 2 3", "You sort digits.", "Digits: 9 4 7", "4 7 9"]
 
 
@@ -168,7 +193,7 @@ def _chat_row(ds, q: str, a: str, system: str, kind: str, method: str) -> dict:
     def message(role, text):
         return {mapping.get("role", "role"): roles[role], mapping.get("content", "content"): text}
 
-    turns = [message("system", system), message("user", q)]
+    turns = [message("user", q)]  # (no system turn: some families' templates refuse one)
     if method in ("dpo", "ipo", "orpo", "simpo", "reward") or kind != "chat_template":
         if kind == "kto":
             return {"prompt": q, "completion": a, "label": True}
@@ -192,7 +217,10 @@ def swapped(path: Path, cfg, model: Path, work: Path) -> tuple[dict, list[str]] 
     if str(raw.get("model_type", "")).endswith(("ForCausalLM", "LMHeadModel")) or str(raw.get("model_type", "")).islower():
         raw["model_type"] = "AutoModelForCausalLM"
     targets = raw.get("lora_target_modules")
-    if isinstance(targets, list) and not set(targets) <= LLAMA_MODULES:
+    if isinstance(targets, str):  # a regular expression over the other architecture's module names
+        raw["lora_target_modules"], raw["lora_target_linear"] = None, True
+        what.append("LoRA targets (names of the other architecture)")
+    elif isinstance(targets, list) and not set(targets) <= LLAMA_MODULES:
         raw["lora_target_modules"] = [t for t in targets if t in LLAMA_MODULES] or None
         raw["lora_target_linear"] = raw["lora_target_linear"] or not raw["lora_target_modules"] \
             if "lora_target_linear" in raw else not raw["lora_target_modules"]
@@ -218,8 +246,10 @@ def swapped(path: Path, cfg, model: Path, work: Path) -> tuple[dict, list[str]] 
         data = work / "text.jsonl"
         data.write_text("".join(json.dumps({"text": " ".join(TEXT) * 3}) + "\n" for _ in range(64)))
         raw["pretraining_dataset"] = [{"path": str(data), "type": "pretrain"}]
+    if raw.get("hub_model_id"):
+        what.append("hub_model_id (no network here to push to)")
     raw.update(output_dir=str(work / "out"), dataset_prepared_path=str(work / "prepared"), max_steps=2,
-               hub_model_id=None, save_steps=None, saves_per_epoch=None, save_strategy="no")
+               hub_model_id=None)
     return {k: v for k, v in raw.items() if v is not None}, what
 
 
@@ -253,8 +283,15 @@ def train_sample(accepted: list[Path], n: int) -> None:
             (work / "config.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
             env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": str(work / "ml"),
                    "CUDA_VISIBLE_DEVICES": ""}
-            run = subprocess.run([sys.executable, "-m", "axo.cli", "train", str(work / "config.yml")], cwd=work,
-                                 capture_output=True, text=True, timeout=900, env=env)
+            child = subprocess.Popen([sys.executable, "-m", "axo.cli", "train", str(work / "config.yml")], cwd=work,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     start_new_session=True)
+            try:
+                output, _ = child.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, 9)
+                output = "timed out after 600 s\n" + child.communicate()[0]
+            run = subprocess.CompletedProcess(child.args, child.returncode, output, "")
             summary = work / "out" / "run_summary.json"
             ok = run.returncode == 0 and summary.exists()
             results["trained" if ok else "failed"] += 1

@@ -182,6 +182,7 @@ def apply_compat(raw: dict, where: Where, problems: list[str], reading: Reading)
     """Axolotl's keys that axo maps, skips (speed only) or refuses, as config/compat.py's table says,
     settled before validation: a mapped key becomes the axo keys it means. Keys of a block that neither
     axo nor Axolotl has follow UNREAD_RULE, as top-level ones do."""
+    raw = _half_weights(raw, where)
     out = _apply_rules(raw, (), "", KEY_AREA, where, problems, reading)
     _apply_values(out, where, problems)
     _as_axolotl_read(out, where)
@@ -312,6 +313,12 @@ def _as_axolotl_read(out: dict, where: Where) -> None:
         note(("model_type",), f"`{kind}` is an architecture, which the model's config names; the class to load is "
              "`AutoModelForCausalLM`", drop=False)
         out["model_type"] = "AutoModelForCausalLM"
+    targets, saved = out.get("lora_target_modules"), out.get("lora_modules_to_save")
+    if isinstance(targets, list) and isinstance(saved, list) and set(targets) & set(saved):
+        both = [t for t in targets if t in saved]
+        note(("lora_target_modules",), f"{', '.join(both)} also train in full (`lora_modules_to_save`), so LoRA on "
+             "them adds nothing (peft now refuses both): they train in full only", drop=False)
+        out["lora_target_modules"] = [t for t in targets if t not in saved] or None
     watch, upload = out.get("wandb_watch"), out.get("wandb_log_model")
     if watch == "":
         note(("wandb_watch",), "empty: W&B watches nothing")
@@ -339,6 +346,18 @@ def _as_axolotl_read(out: dict, where: Where) -> None:
                 for key in ("field_messages", "message_property_mappings"):  # (where chat rows keep their turns;
                     if key in entry:  # which turns train, `roles_to_train`, is no such key: it stays an error)
                         note((list_key, i, key), f"read only by chat rows, so `type: {kind}` never read it")
+
+
+def _half_weights(raw: dict, where: Where) -> dict:
+    """Old Axolotl's `float16: true` / `bfloat16: true` loaded half-precision weights, so configs beside them
+    turned autocast off (`fp16: false`): that pair means the half-precision run axo's `fp16` / `bf16` is."""
+    out = dict(raw)
+    for old, new in (("float16", "fp16"), ("bfloat16", "bf16")):
+        if out.get(old) is True and out.get(new) is False:
+            log.info("`%s: false`%s beside `%s: true` (old Axolotl): no autocast over half-precision weights; axo's "
+                     "`%s` is that run, over fp32 master weights", new, _at((new,), where), old, new)
+            del out[new]
+    return out
 
 
 def _entries(value) -> list:
