@@ -391,3 +391,32 @@ def test_gptq_checkpoints_load_through_transformers_on_a_gpu_and_say_why_not_her
             check_backends(cfg)
     with pytest.raises(AxoError, match="is not a GPTQ checkpoint .*quant_method None"):
         load_config(cfg)
+
+
+JINJA = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+
+
+@pytest.mark.parametrize("keys, expect", [
+    ({"load_in_4bit": True, "adapter": "lora"}, lambda c: c.lora.adapter == "qlora"),
+    ({"gradient_checkpointing": "unsloth"}, lambda c: c.train.gradient_checkpointing == "offload"),
+    ({"eval_steps": 10, "evals_per_epoch": 2}, lambda c: c.train.eval_steps is None),  # nothing to evaluate on
+    ({"group_by_length": True, "sample_packing": True}, lambda c: not c.train.group_by_length),
+    ({"neftune_noise_alpha": 0}, lambda c: c.train.neftune_noise_alpha is None),
+    ({"deepspeed": "/workspace/axolotl/deepspeed_configs/zero1.json"}, lambda c: c.parallel.deepspeed == "zero1"),
+    ({"deepspeed": "configs/ds_z2_config.json"}, lambda c: c.parallel.deepspeed == "zero2"),
+    ({"model_type": "llama"}, lambda c: c.model.model_type == "AutoModelForCausalLM"),
+    ({"model_type": "GPT2LMHeadModel"}, lambda c: c.model.task == "causal_lm"),
+    ({"float16": True, "fp16": False}, lambda c: c.model.fp16),
+    ({"resume_from_checkpoint": True}, lambda c: c.train.auto_resume_from_checkpoints),
+    ({"wandb_log_model": "my-run"}, lambda c: c.logging.wandb_log_model in (None, False, "false")),
+    ({"gpu": "H100", "memory": 64}, lambda c: True),  # Axolotl's cloud keys: its training config never read them
+    ({"lora_target_modules": ["q_proj", "lm_head"], "lora_modules_to_save": ["lm_head"], "adapter": "lora"},
+     lambda c: c.lora.lora_target_modules == ["q_proj"]),
+    ({"datasets": [{"path": "d.jsonl", "type": "chat_template", "chat_template": JINJA}]},
+     lambda c: c.data.datasets[0].chat_template == "jinja" and c.data.datasets[0].chat_template_jinja == JINJA),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
+def test_values_and_combinations_axolotl_accepted_are_read_as_it_read_them(keys, expect, caplog):
+    with caplog.at_level(logging.INFO, logger="axo"):
+        cfg = validate({**BASE, **keys})
+    assert expect(cfg)
+    assert caplog.text or keys.get("model_type") == "GPT2LMHeadModel"  # said in one line (a class is just read)
