@@ -14,6 +14,7 @@ refusal's row of the key table) or end in a traceback (a bug). Then, on fixed sa
 --typos N   N configs with a key that changes what is learned: that key renamed by one edit (insert,
             delete, swap of two neighbours) must be an error naming it and the right name.
 --migrate   `axo migrate` on every config: the result must pass `axo validate --strict`.
+--migrate-train N   N configs that migrate changes train 2 steps before and after: the same rows and loss.
 """
 
 import argparse
@@ -256,9 +257,25 @@ def swapped(path: Path, cfg, model: Path, work: Path) -> tuple[dict, list[str]] 
 KEEP = os.environ.get("AXO_BENCH_KEEP")  # a folder: keep each run's swapped config and data there, full errors
 
 
+def train_two_steps(config: Path, work: Path) -> tuple[bool, str]:
+    """`axo train` on a swapped config in a child process (a new session: Ray or DeepSpeed children die
+    with it): (it finished and wrote run_summary.json, its output)."""
+    import subprocess
+
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": str(work / "ml"),
+           "CUDA_VISIBLE_DEVICES": ""}
+    child = subprocess.Popen([sys.executable, "-m", "axo.cli", "train", str(config)], cwd=work, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        output, _ = child.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, 9)
+        output = "timed out after 600 s\n" + child.communicate()[0]
+    return child.returncode == 0 and (work / "out" / "run_summary.json").exists(), output
+
+
 def train_sample(accepted: list[Path], n: int) -> None:
     """Each of the first n accepted configs (a seeded shuffle) trains 2 steps in a child process."""
-    import subprocess
     import tempfile
 
     import yaml
@@ -281,27 +298,59 @@ def train_sample(accepted: list[Path], n: int) -> None:
             raw, what = made
             tried += 1
             (work / "config.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
-            env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": str(work / "ml"),
-                   "CUDA_VISIBLE_DEVICES": ""}
-            child = subprocess.Popen([sys.executable, "-m", "axo.cli", "train", str(work / "config.yml")], cwd=work,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                     start_new_session=True)
-            try:
-                output, _ = child.communicate(timeout=600)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, 9)
-                output = "timed out after 600 s\n" + child.communicate()[0]
-            run = subprocess.CompletedProcess(child.args, child.returncode, output, "")
-            summary = work / "out" / "run_summary.json"
-            ok = run.returncode == 0 and summary.exists()
+            ok, output = train_two_steps(work / "config.yml", work)
             results["trained" if ok else "failed"] += 1
             print(f"  {'trained' if ok else 'FAILED '} {path.name} (swapped: {', '.join(what)})")
             if not ok:
-                print("    " + "\n    ".join((run.stderr or run.stdout).strip().splitlines()[-(40 if KEEP else 6):]))
+                print("    " + "\n    ".join(output.strip().splitlines()[-(40 if KEEP else 6):]))
             if KEEP:
                 shutil.copytree(work, Path(KEEP) / work.name, dirs_exist_ok=True)
     print(f"\n{results['trained']} of {tried} sampled configs trained 2 steps "
           f"({results['trained'] / max(tried, 1):.0%})")
+
+
+def migrated_trains_the_same(accepted: list[Path], n: int) -> None:
+    """For n configs that `axo migrate` changes: the original and the migrated config, swapped alike, prepare
+    the same rows and train 2 steps to the same loss."""
+    import tempfile
+
+    import datasets
+    import yaml
+
+    from axo.config import load
+    from axo.config.migrate import migrate
+
+    same, tried = 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        model = tiny_model(Path(tmp) / "tiny")
+        for path in accepted:
+            done = migrate(path)
+            if tried == n or not done.changes:
+                continue
+            outcome = {}
+            for name, source in (("original", path), ("migrated", Path(tmp) / f"{path.stem}.migrated.yml")):
+                if name == "migrated":
+                    source.write_text(done.text)
+                work = Path(tmp) / f"{path.stem}-{name}"
+                work.mkdir()
+                made = swapped(source, load(source), model, work)
+                if made is None:
+                    break
+                (work / "config.yml").write_text(yaml.safe_dump(made[0], sort_keys=False))
+                ok, _ = train_two_steps(work / "config.yml", work)
+                if not ok:
+                    break
+                prepared = next((work / "prepared").iterdir()) / "train"
+                outcome[name] = (datasets.load_from_disk(str(prepared)).to_list(),
+                                 json.loads((work / "out" / "run_summary.json").read_text())["train_loss"])
+            if len(outcome) < 2:
+                continue
+            tried += 1
+            equal = outcome["original"] == outcome["migrated"]
+            same += equal
+            print(f"  {'same' if equal else 'DIFFERENT'} rows and loss: {path.name} ({len(done.changes)} changes; "
+                  f"loss {outcome['original'][1]:.6f})")
+    print(f"\nmigrated configs: {same} of {tried} prepare the same rows and train to the same loss as the original")
 
 
 # ---- typos of keys that change what is learned ------------------------------------------------------------
@@ -404,6 +453,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=0)
     parser.add_argument("--typos", type=int, default=0)
     parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--migrate-train", type=int, default=0, help="that many migrated configs train as the original")
     parser.add_argument("--only", help="only the configs whose file name matches this regex")
     args = parser.parse_args()
     logging.getLogger("axo").propagate = False  # (kept by Said, not printed)
@@ -417,6 +467,8 @@ def main() -> None:
         migrations(sorted(accepted, key=lambda f: f.name))
     if args.train:
         train_sample(accepted, args.train)
+    if args.migrate_train:
+        migrated_trains_the_same(accepted, args.migrate_train)
 
 
 if __name__ == "__main__":

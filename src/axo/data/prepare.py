@@ -203,9 +203,10 @@ def _tokenizer_identity(tokenizer) -> dict:
     whether it adds BOS/EOS (read off an encoding)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        definition = json.loads(backend.to_str())
-        definition.pop("truncation", None), definition.pop("padding", None)
-        model = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+        # tokenizers writes version, truncation and padding first, then what decides the ids: hash from there
+        # (a JSON round trip of a 150k vocabulary costs a second; should the order change, a cache is missed)
+        definition = backend.to_str()
+        model = hashlib.sha256(definition[max(definition.find('"added_tokens"'), 0):].encode()).hexdigest()
     else:  # a slow or mistral-common tokenizer: its vocabulary
         model = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
     return {"class": type(tokenizer).__name__, "model": model, "special": tokenizer.special_tokens_map,
