@@ -211,6 +211,15 @@ def test_a_slow_tokenizer_is_refused():
     assert "fast (Rust) tokenizer" in problems(tokenizer_use_fast=False)[0]
 
 
+def test_the_readme_states_the_rule_for_keys_no_release_read():
+    from pathlib import Path
+
+    from axo.config.loader import UNREAD_RULE
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert "**Keys Axolotl never read.** " + UNREAD_RULE in readme
+
+
 def test_the_readme_shows_the_table():
     from pathlib import Path
 

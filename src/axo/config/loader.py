@@ -325,6 +325,11 @@ def _as_axolotl_read(out: dict, where: Where) -> None:
     if isinstance(upload, str) and upload not in ("checkpoint", "end", "false"):
         note(("wandb_log_model",), f"{upload!r} is not checkpoint, end or false; transformers reads it as false, "
              "so no model was uploaded")
+    _entries_as_axolotl_read(out, note)
+
+
+def _entries_as_axolotl_read(out: dict, note) -> None:
+    """The dataset entries' part of _as_axolotl_read (`note` says and drops, as there)."""
     for i, entry in enumerate(_entries(out.get("pretraining_dataset"))):
         if isinstance(entry, dict) and entry.get("type") == "completion":
             note(("pretraining_dataset", i, "type"), "raw text, which a pretraining entry always is", drop=False)
@@ -518,12 +523,12 @@ def _check_dataset_entries(entries, list_key: str, where: Where, problems: list[
     return cleaned
 
 
-# The rule for a key axo does not know, in the README's two sentences.
+# The rule for a key axo does not know, in two sentences (the README shows them; a test keeps the two equal).
 UNREAD_RULE = ("A key that no Axolotl release read is an error when it is one edit (a letter added, dropped, "
                "changed or two swapped) away from a key that changes what is learned, since that is a typo that "
                "would train something else: `lora_rr`, `learning_rat`. Any other such key (`model_card`, "
-               "`hub_repo`) is listed in one warning at start, with the key it is closest to, and ignored as "
-               "Axolotl ignored it; `strict: true` or `--strict` makes each of them an error.")
+               "`hub_repo`) is listed in one warning at start, with what it is or the key it is closest to, and "
+               "ignored as Axolotl ignored it; `strict: true` or `--strict` makes each of them an error.")
 
 
 def _foreign_key(path: tuple, value, where: Where, section: str, valid, reading: Reading) -> list[str]:
