@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The student of examples/kd.yml (a quarter of the quickstart model, random init) trained twice on
-# the same rows and steps: distilled from the quickstart model (kd.yml), and by plain SFT (kd.yml
+# The student of examples/kd.yml (a quarter of the tiny model, random init) trained twice on
+# the same rows and steps: distilled from the tiny model (kd.yml), and by plain SFT (kd.yml
 # without its kd_ keys and teacher). Held-out exact match of each by lm-eval's local task.
-#   make quickstart && bash bench/distill_vs_sft.sh [SEEDS...]      (default seeds: 0 1 2)
+#   make tiny && bash bench/distill_vs_sft.sh [SEEDS...]      (default seeds: 0 1 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AXO=${AXO:-.venv/bin/axo}

@@ -1,7 +1,7 @@
-"""Does QAT keep more accuracy through quantization than quantizing afterwards? On the quickstart
+"""Does QAT keep more accuracy through quantization than quantizing afterwards? On the digit
 task (held-out exact match), for each seed, two trainings of the same model on the same data:
 
-  - baseline: examples/quickstart.yml, then post-training quantization with the same scheme;
+  - baseline: examples/tiny.yml, then post-training quantization with the same scheme;
   - QAT: examples/qat.yml (the same config plus its `qat:` block), quantized at the end.
 
     .venv/bin/python bench/qat.py [--seeds 0 1 2] [--weight-dtype int4] [--group-size 32 | 0]
@@ -40,7 +40,7 @@ def run(seed: int, scheme: dict, qat: bool, out: Path) -> dict:
     from axo.train.evaluate import evaluate
     from axo.train.sft import train
 
-    cfg = config("qat.yml" if qat else "quickstart.yml", seed, scheme, qat, out)
+    cfg = config("qat.yml" if qat else "tiny.yml", seed, scheme, qat, out)
     train(cfg)
     full = evaluate(cfg, exact_match=True)["exact_match"]
     quantized = evaluate(cfg, checkpoint=str(out / "quantized"), exact_match=True)["exact_match"]

@@ -1,4 +1,4 @@
-"""Generate the quickstart task: sort or reverse a short list of digits, in alpaca format.
+"""Generate the digit task: sort or reverse a short list of digits, in alpaca format.
 
     python examples/make_sort_data.py        # writes examples/data/sort_{train,test}.jsonl
 

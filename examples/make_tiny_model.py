@@ -1,4 +1,4 @@
-"""Build the tiny model folder the quickstart and the tests start from: a Llama config.json and a
+"""Build the tiny model folder the tiny run and the tests start from: a Llama config.json and a
 byte-level BPE tokenizer trained here with `tokenizers`. No weights: configs using it set
 `reinit_weights: true`. Nothing is downloaded.
 

@@ -8,5 +8,5 @@ def exact(completions, answer, **kwargs):
 
 
 def to_prompt(row):
-    """The prompt as examples/quickstart.yml trained the model on it: the instruction and a line break."""
+    """The prompt as examples/tiny.yml trained the model on it: the instruction and a line break."""
     return {"prompt": row["instruction"] + "\n", "answer": row["output"]}

@@ -1,11 +1,11 @@
-"""Store a teacher's top-k log-probs of every token next to the quickstart's rows, for offline
+"""Store a teacher's top-k log-probs of every token next to the tiny run's rows, for offline
 distillation (examples/kd.yml with `logprobs_field: logprobs`):
 
-    python examples/teacher_logprobs.py [TEACHER] [K]     # default: outputs/quickstart, 16
+    python examples/teacher_logprobs.py [TEACHER] [K]     # default: outputs/tiny, 16
 
 writes examples/data/sort_train_logprobs.jsonl in the layout vLLM's `prompt_logprobs` returns: per
 token a {token_id: logprob} map of the teacher's k likeliest tokens at that position, null for the
-first. A row is tokenized as axo tokenizes it for training (the quickstart's prompt, the answer, EOS),
+first. A row is tokenized as axo tokenizes it for training (the tiny run's prompt, the answer, EOS),
 so the lists line up with the rows' tokens. vLLM gives the same for a large teacher:
 `SamplingParams(max_tokens=1, prompt_logprobs=k)` on the same text.
 """
@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 DATA = Path(__file__).parent / "data"
 
 
-def main(teacher: str = "outputs/quickstart", k: int = 16, batch: int = 64) -> None:
+def main(teacher: str = "outputs/tiny", k: int = 16, batch: int = 64) -> None:
     tokenizer = AutoTokenizer.from_pretrained(teacher)
     model = AutoModelForCausalLM.from_pretrained(teacher).eval()
     rows = [json.loads(line) for line in (DATA / "sort_train.jsonl").read_text().splitlines()]

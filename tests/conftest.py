@@ -51,7 +51,7 @@ def tiny_model_64(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def alpaca_file(tmp_path_factory) -> Path:
-    """64 rows of the quickstart task."""
+    """64 rows of the digit task."""
     path = tmp_path_factory.mktemp("data") / "sort.jsonl"
     lines = (EXAMPLES / "data" / "sort_train.jsonl").read_text().splitlines()[:64]
     path.write_text("\n".join(lines) + "\n")
@@ -81,14 +81,14 @@ def make_config(tmp_path, tiny_model, alpaca_file):
     return build
 
 
-# examples/quickstart.yml's prompt: the instruction and a line break (sort_rewards.to_prompt's too)
+# examples/tiny.yml's prompt: the instruction and a line break (sort_rewards.to_prompt's too)
 QUICKSTART_PROMPT = {"field_instruction": "instruction", "field_output": "output", "format": "{instruction}\n",
                      "no_input_format": "{instruction}\n"}
 
 
 @pytest.fixture(scope="session")
 def sft_start(tmp_path_factory):
-    """The quickstart model briefly SFT-trained on the quickstart's prompt (`sft/`, ~35% greedy exact
+    """The tiny model briefly SFT-trained on the tiny run's prompt (`sft/`, ~35% greedy exact
     match on the held-out rows; tests of online RL and benchmarks start from it), and eight of its
     prompts (`eight.jsonl`, and eight times each)."""
     from axo.config import validate

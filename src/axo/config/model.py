@@ -37,7 +37,10 @@ class SpecialTokens(Area):
 
 
 class ModelConfig(Area):
-    base_model: str = Field(description="Local path or hub id of the model to fine-tune.")
+    base_model: str = Field(description="Local path or hub id of the model to fine-tune, or a .gguf file (read "
+                            "dequantized, once, into axo's cache).")
+    gguf_file: str | None = Field(None, description="A GGUF file in the `base_model` folder to read the weights, "
+                                  "config and tokenizer from (dequantized, once, into axo's cache).")
     base_model_config: str | None = Field(None, description="Where to read the model config from, if not `base_model`.")
     model_type: str = Field(
         "AutoModelForCausalLM",
@@ -145,6 +148,8 @@ class ModelConfig(Area):
         return data
 
     def check(self):
+        if self.gguf_file and self.base_model.lower().endswith(".gguf"):
+            yield ("gguf_file",), "`base_model` already names a .gguf file: remove one of the two"
         if self.num_labels is not None and self.task not in ("sequence_classification", "token_classification"):
             yield ("num_labels",), ("needs a classification `model_type`, e.g. AutoModelForSequenceClassification "
                                     "(or remove it)")
@@ -155,10 +160,3 @@ class ModelConfig(Area):
             return "causal_lm"
         return next(task for suffix, task in TASKS.items() if self.model_type.endswith(suffix))
 
-    @property
-    def config_path(self) -> str:
-        return self.base_model_config or self.base_model
-
-    @property
-    def tokenizer_path(self) -> str:
-        return self.tokenizer_config or self.base_model

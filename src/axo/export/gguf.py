@@ -19,7 +19,8 @@ log = logging.getLogger("axo")
 
 # Architectures exported: each is checked at export (check-serving); Llama and Qwen2 are also in the
 # tests (real tokenizers, f32 logits within 1e-4, q8_0 top-1 agreement).
-SUPPORTED = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM")
+SUPPORTED = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM",
+             "Gemma3ForCausalLM")
 CONVERTED = ("f32", "f16", "bf16", "q8_0")  # written by the converter itself
 QUANTIZED = {"q4_0": 2, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18}  # llama.cpp's llama_ftype, from f16
 
@@ -120,13 +121,20 @@ def go_template(tokenizer) -> str | None:
             + "{{- end }}").replace('"""', '\\"\\"\\"')
 
 
+def without_bos(tokenizer, text: str) -> str:
+    """A rendered prompt less the BOS token that llama.cpp adds itself when it tokenizes, as the tokenizer
+    does. Only then: SmolLM2's BOS is <|im_start|>, which its template writes and its tokenizer never adds."""
+    bos = tokenizer.bos_token
+    adds = bos is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    return text[len(bos):] if adds and text.startswith(bos) else text
+
+
 def _pieces(tokenizer):
     """({role: (head, tail)}, the default opening, the generation prompt), or None."""
-    bos = tokenizer.bos_token or ""
 
     def render(messages, generation=False) -> str:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
-        return text[len(bos):] if bos and text.startswith(bos) else text  # llama.cpp adds the BOS itself
+        return without_bos(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False,
+                                                                    add_generation_prompt=generation))
 
     m = {r: {"role": r, "content": f"\x01{r}\x01"} for r in ("system", "user", "assistant")}
     u2 = {"role": "user", "content": "\x02"}

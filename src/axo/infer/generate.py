@@ -45,6 +45,10 @@ class Generator:
             )
         return out[0, inputs["input_ids"].shape[1]:]
 
+    def answer(self, text: str, max_new_tokens: int) -> str:
+        """The greedy answer, without printing it."""
+        return self.tokenizer.decode(self.generate_ids(self.encode(text), max_new_tokens), skip_special_tokens=True)
+
     def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
         from transformers import TextStreamer
 
@@ -60,9 +64,16 @@ class LlamaCppGenerator:
     llama: object  # an export.llama_child.LlamaChild
     prompts: Generator  # its tokenizer, row kind and stop tokens format the prompt; its model is unused
 
-    def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
+    def _tokens(self, text: str) -> list[int]:
         prompt, add_special_tokens = self.prompts.kind.prompt(text)
-        tokens = self.llama.call("tokenize", prompt, add_special_tokens, True)
+        return self.llama.call("tokenize", prompt, add_special_tokens, True)
+
+    def answer(self, text: str, max_new_tokens: int) -> str:
+        out = self.llama.call("greedy", self._tokens(text), self.prompts.stop_ids, max_new_tokens)
+        return self.prompts.tokenizer.decode(out, skip_special_tokens=True)
+
+    def stream(self, text: str, max_new_tokens: int, temperature: float) -> str:
+        tokens = self._tokens(text)
         out = []
         for token, piece in self.llama.stream("generate", tokens, temperature, self.prompts.stop_ids, max_new_tokens):
             out.append(token)

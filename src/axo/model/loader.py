@@ -7,6 +7,7 @@ from pathlib import Path
 
 from axo.config import Config
 from axo.errors import AxoError
+from axo.model.from_gguf import model_folder
 from axo.model.preflight import Precision, attention_backend, torch_dtype
 from axo.model.sources import from_source
 from axo.model.tokenizer import load_tokenizer
@@ -19,8 +20,9 @@ def load_config(cfg: Config):
 
     m = cfg.model
     key = "base_model_config" if m.base_model_config else "base_model"
-    config = from_source(key, m.config_path, lambda: transformers.AutoConfig.from_pretrained(
-        m.config_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision))
+    path = m.base_model_config or model_folder(m)
+    config = from_source(key, path, lambda: transformers.AutoConfig.from_pretrained(
+        path, trust_remote_code=m.trust_remote_code, revision=m.model_revision))
     for name, value in (m.overrides_of_model_config or {}).items():
         setattr(config, name, value)
     if m.num_labels is not None:
@@ -67,8 +69,9 @@ def load_model(cfg: Config, precision: Precision, tokenizer=None, quantize: bool
         log.info("Built %s from its config with fresh random weights (reinit_weights)", config.model_type)
     else:
         kwargs.update(_placement(cfg, precision, quantize))
-        model = from_source("base_model", m.base_model, lambda: cls.from_pretrained(
-            m.base_model, config=config, revision=m.model_revision, **kwargs))
+        folder = model_folder(m)
+        model = from_source("base_model", folder, lambda: cls.from_pretrained(
+            folder, config=config, revision=m.model_revision, **kwargs))
     if tokenizer is not None:
         _fit_vocabulary(model, tokenizer, m.resize_token_embeddings_to_32x, m.mean_resizing_embeddings)
     _say_who_read_the_weights()

@@ -6,6 +6,7 @@ import logging
 
 from axo.config import Config
 from axo.errors import AxoError
+from axo.model.from_gguf import model_folder
 from axo.model.sources import from_source
 
 log = logging.getLogger("axo")
@@ -23,10 +24,10 @@ def load_tokenizer(cfg: Config):
     if cls is transformers.AutoTokenizer:  # with mistral-common installed, transformers would pick its
         kwargs["mistral_format"] = False   # backend for a tekken.json folder: no offsets, no masks
     if m.tokenizer_use_mistral_common:
-        tokenizer = from_source(key, m.tokenizer_path, lambda: mistral_common_tokenizer(cfg))
+        tokenizer = from_source(key, tokenizer_folder(m), lambda: mistral_common_tokenizer(cfg))
     else:
-        tokenizer = from_source(key, m.tokenizer_path, lambda: cls.from_pretrained(
-            m.tokenizer_path, trust_remote_code=m.trust_remote_code,
+        tokenizer = from_source(key, tokenizer_folder(m), lambda: cls.from_pretrained(
+            tokenizer_folder(m), trust_remote_code=m.trust_remote_code,
             revision=None if m.tokenizer_config else m.model_revision, **kwargs))
     tokenizer = _rename_added_tokens(tokenizer, m.added_tokens_overrides or {})
     if m.special_tokens:
@@ -35,7 +36,7 @@ def load_tokenizer(cfg: Config):
         added = tokenizer.add_tokens(m.tokens)
         log.info("Added %d new tokens to the vocabulary (%d were already there)", added, len(m.tokens) - added)
     if tokenizer.eos_token_id is None and m.task == "causal_lm":
-        raise AxoError(f"the tokenizer of {m.tokenizer_path!r} has no eos_token, so the model could not learn "
+        raise AxoError(f"the tokenizer of {tokenizer_folder(m)!r} has no eos_token, so the model could not learn "
                        "to stop. Fix: set `special_tokens: {eos_token: ...}`.")
     if tokenizer.pad_token_id is None:
         # Reusing an existing token keeps the embedding matrix (and LoRA) unchanged. Labels are
@@ -44,6 +45,10 @@ def load_tokenizer(cfg: Config):
         log.info("The tokenizer has no pad token; padding with %r", tokenizer.pad_token)
     tokenizer.padding_side = "right"
     return tokenizer  # its chat template is the run's, set by axo.data.chat.setup_chat
+
+
+def tokenizer_folder(m) -> str:
+    return m.tokenizer_config or model_folder(m)
 
 
 def mistral_common_tokenizer(cfg: Config):
@@ -72,10 +77,10 @@ def mistral_file(cfg: Config) -> str:
     from transformers.utils import cached_file
 
     m = cfg.model
-    found = cached_file(m.tokenizer_path, "tekken.json", revision=None if m.tokenizer_config else m.model_revision,
+    found = cached_file(tokenizer_folder(m), "tekken.json", revision=None if m.tokenizer_config else m.model_revision,
                         _raise_exceptions_for_missing_entries=False)
     if found is None:
-        raise AxoError(f"`tokenizer_use_mistral_common`: {m.tokenizer_path!r} has no tekken.json (Mistral's "
+        raise AxoError(f"`tokenizer_use_mistral_common`: {tokenizer_folder(m)!r} has no tekken.json (Mistral's "
                        "tokenizer file). Fix: point `base_model` (or `tokenizer_config`) at a Mistral folder that "
                        "has it, or remove the key to use the folder's tokenizer.json.")
     return found
@@ -133,8 +138,8 @@ def load_processor(cfg: Config, tokenizer):
     if cls is None:
         raise AxoError(f"`processor_type`: transformers has no class {m.processor_type!r}; use AutoProcessor.")
     options = m.processor_kwargs or {}
-    processor = from_source("base_model", m.tokenizer_path, lambda: cls.from_pretrained(
-        m.tokenizer_path, trust_remote_code=m.trust_remote_code, revision=m.model_revision, **options))
+    processor = from_source("base_model", tokenizer_folder(m), lambda: cls.from_pretrained(
+        tokenizer_folder(m), trust_remote_code=m.trust_remote_code, revision=m.model_revision, **options))
     _check_options(processor, options)
     # transformers keeps from_pretrained's options in the tokenizer's init_kwargs, where every call reads
     # them as defaults and save_pretrained writes them (so the trained model processes as trained)
