@@ -42,10 +42,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--show", type=int, default=2)
     parser.add_argument("--compare", help="the label of an earlier run whose answers these should equal")
-    args = parser.parse_args()
+    args, overrides = parser.parse_known_args()  # the rest: config overrides, as axo's commands take them
     logging.basicConfig(level=logging.WARNING)
 
-    cfg = load(args.config)
+    cfg = load(args.config, overrides)
     gen = load_gguf_generator(cfg, args.gguf) if args.gguf else load_generator(cfg)
     rows = [json.loads(line) for line in open(cfg.data.test_datasets[0].path)][:args.limit]
     answers = []

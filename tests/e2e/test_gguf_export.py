@@ -67,6 +67,9 @@ def test_f32_export_computes_what_was_trained(trained):
     assert '{{- if eq .Role "assistant" }}<|im_start|>assistant\n{{ .Content }}<|im_end|>\n{{ end }}' in modelfile
 
 
+# On Llama only: the f32 check covers Qwen2's architecture, and the quickstart exports the real
+# SmolLM2 (byte-level BPE, like Qwen2's) in q8_0.
+@pytest.mark.parametrize("trained", ["llama"], indirect=True)
 def test_q8_0_agrees_on_the_top_token(trained):
     report = check_serving(trained, export_gguf(trained, "q8_0"), rows=16)
     assert report.positions >= 200 and report.top1_agreement >= 0.99, report.table()

@@ -49,7 +49,8 @@ def config(name: str, rows, out, **keys):
 @pytest.fixture(scope="module", params=[SMOLLM2, GEMMA3], ids=["smollm2", "gemma3"])
 def lora_run(request, rows, tmp_path_factory):
     """(config, losses) of a 6-step LoRA run on the real model."""
-    cfg = config(request.param, rows, tmp_path_factory.mktemp("lora") / "out")
+    batch = 2 if request.param == GEMMA3 else 4  # (Gemma's logits over 262k tokens)
+    cfg = config(request.param, rows, tmp_path_factory.mktemp("lora") / "out", micro_batch_size=batch)
     losses = Losses()
     train(cfg, callbacks=[losses])
     return cfg, losses.seen
@@ -98,14 +99,20 @@ def test_lora_on_real_weights_lowers_the_loss(lora_run):
     assert len(losses) == 6 and sum(losses[-2:]) / 2 < 0.6 * sum(losses[:2]) / 2, losses
 
 
-def test_the_merged_model_computes_what_the_adapter_does_and_reloads_in_plain_libraries(lora_run):
+@pytest.fixture(scope="module")
+def merged(lora_run):
+    """The LoRA run's adapter merged into its base model (`axo merge-lora`), a plain transformers folder."""
+    from axo.export.merge import merge_lora
+
+    return merge_lora(lora_run[0])
+
+
+def test_the_merged_model_computes_what_the_adapter_does_and_reloads_in_plain_libraries(lora_run, merged):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from axo.export.merge import merge_lora
-
     cfg, _ = lora_run
-    merged_folder = merge_lora(cfg)
+    merged_folder = merged
     adapter_config = json.loads((Path(cfg.train.output_dir) / "adapter_config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(cfg.train.output_dir)
     ids = tokenizer("Meet Ines, 33, from Riga.", return_tensors="pt").input_ids
@@ -122,7 +129,8 @@ def test_the_merged_model_computes_what_the_adapter_does_and_reloads_in_plain_li
 
 
 def test_full_fine_tune_on_real_weights_lowers_the_loss(rows, tmp_path):
-    cfg = config(SMOLLM2, rows, tmp_path / "out", adapter=None, learning_rate=5e-5, max_steps=3)
+    cfg = config(SMOLLM2, rows, tmp_path / "out", adapter=None, learning_rate=5e-5, max_steps=3,
+                 micro_batch_size=2)
     losses = Losses()
     train(cfg, callbacks=[losses])
     assert losses.seen[-1] < 0.6 * losses.seen[0], losses.seen
@@ -170,20 +178,21 @@ def test_plan_matches_what_training_the_real_135m_holds(rows, tmp_path):
     assert figures.activations == pytest.approx(sum(saved.values()), rel=0.1)
 
 
-def test_the_gguf_export_of_the_fine_tuned_model_computes_what_was_trained(lora_run):
+def test_the_gguf_export_of_the_fine_tuned_model_computes_what_was_trained(lora_run, merged):
     from axo.export.gguf import export_gguf
     from axo.export.serving import check_serving
 
     cfg, _ = lora_run
-    gguf = export_gguf(cfg, "f32")
-    report = check_serving(cfg, gguf, rows=4)
+    gguf = export_gguf(cfg, "f32", checkpoint=str(merged))  # (what `axo export` merges first, done once here)
+    gemma = not cfg.model.base_model.endswith(SMOLLM2)  # (its 262k-token vocabulary makes each token slow)
+    report = check_serving(cfg, gguf, rows=2 if gemma else 4, new_tokens=12 if gemma else 24)
     assert not report.problems, report.table()
     assert report.ids_match and report.template_match and report.stops_match, report.table()
     if cfg.model.base_model.endswith(SMOLLM2):
         assert report.max_logit_diff <= 1e-4 and report.stopped == 4, report.table()  # (Gemma 3 is a base model)
     else:  # GELU through llama.cpp's fp16 table (serving.GELU_F32_SHARE); Gemma 3 270M's logits reach ~30
         assert report.gelu and report.max_logit_diff <= 1e-3 * report.logit_scale, report.table()
-    assert report.generations == report.generations_match == 4, report.table()
+    assert report.generations == report.generations_match == report.rows, report.table()
     assert report.rendered == "identical", report.table()  # llama-cli's own engine writes the same prompt
     if cfg.model.base_model.endswith(SMOLLM2):  # its BOS is <|im_start|>, which its template writes itself
         modelfile = (Path(cfg.train.output_dir) / "gguf" / "Modelfile").read_text()

@@ -22,6 +22,13 @@ def test_from_pretrained_loads_the_saved_weights(make_config, tiny_model):
     assert torch.equal(model.state_dict()["model.layers.0.mlp.up_proj.weight"], saved["model.layers.0.mlp.up_proj.weight"])
 
 
+def test_a_missing_gguf_file_names_the_key_and_the_fix(make_config, tmp_path):
+    with pytest.raises(AxoError, match=r"`base_model`: the GGUF file .*missing.gguf' does not exist. Fix: the path"):
+        load_tokenizer(make_config(base_model=str(tmp_path / "missing.gguf")))
+    with pytest.raises(AxoError, match="missing.gguf' does not exist"):
+        load_model(make_config(base_model=str(tmp_path), gguf_file="missing.gguf"), "fp32")
+
+
 def test_reinit_builds_fresh_seeded_weights(make_config, tiny_model):
     a = load_model(make_config(reinit_weights=True, seed=3), "fp32")
     b = load_model(make_config(reinit_weights=True, seed=3), "fp32")
