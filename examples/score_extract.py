@@ -13,10 +13,13 @@ run writes its answers to output_dir/score-LABEL.json, so runs can be compared a
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from axo.config import load
+from axo.errors import AxoError
 from axo.infer.generate import load_generator, load_gguf_generator
+from axo.logs import setup_logging
 
 # (question, a word the answer must contain): answered right by SmolLM2-135M-Instruct before fine-tuning.
 GENERAL = [("What is the capital of France?", "paris"),
@@ -43,7 +46,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=2)
     parser.add_argument("--compare", help="the label of an earlier run whose answers these should equal")
     args, overrides = parser.parse_known_args()  # the rest: config overrides, as axo's commands take them
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging(logging.WARNING)  # as axo's commands: no library chatter or loading bars
 
     cfg = load(args.config, overrides)
     gen = load_gguf_generator(cfg, args.gguf) if args.gguf else load_generator(cfg)
@@ -79,4 +82,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AxoError as err:
+        sys.exit(f"error: {err}")
