@@ -31,6 +31,14 @@ LORA = {"r": 16, "alpha": 32, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"
 BATCH, SEQ_LEN, LR = 4, 512, 5e-4
 
 
+def smollm2() -> Path:
+    """The SmolLM2 folder `make setup` dequantized from its GGUF: the same weights for both systems."""
+    from axo.model.from_gguf import dequantized
+    from fixtures.real_models import SMOLLM2, path
+
+    return dequantized(path(SMOLLM2).resolve())
+
+
 def make_rows(n: int, path: Path, seed: int = 0) -> None:
     """Conversations of 1-4 extraction exchanges (the quickstart's), each answer trained."""
     import random
@@ -94,10 +102,7 @@ def arm_trl(rows: Path, out: Path, packed: bool) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from axo.model.from_gguf import dequantized
-    from fixtures.real_models import SMOLLM2, path
-
-    folder = dequantized(path(SMOLLM2).resolve())  # the same weights, read once by make setup
+    folder = smollm2()
     first = FirstStep()
     args = SFTConfig(output_dir=str(out), max_length=SEQ_LEN, packing=packed, per_device_train_batch_size=BATCH
                      if not packed else 1, num_train_epochs=1, learning_rate=LR, logging_steps=5, save_strategy="no",
@@ -116,10 +121,7 @@ def row_tokens(rows: Path) -> int:
     """Tokens of the rows as the template writes them: what each system runs through the model."""
     from transformers import AutoTokenizer
 
-    from axo.model.from_gguf import dequantized
-    from fixtures.real_models import SMOLLM2, path
-
-    tokenizer = AutoTokenizer.from_pretrained(dequantized(path(SMOLLM2).resolve()))
+    tokenizer = AutoTokenizer.from_pretrained(smollm2())
     return sum(len(tokenizer(tokenizer.apply_chat_template(json.loads(line)["messages"], tokenize=False))["input_ids"])
                for line in open(rows))
 
@@ -134,7 +136,6 @@ def preparation(rows: Path) -> dict:
     from axo.config import validate
     from axo.data.chat import setup_chat
     from axo.data.prepare import prepare
-    from axo.model.from_gguf import dequantized
     from axo.model.tokenizer import load_tokenizer
     from fixtures.real_models import SMOLLM2, path
 
@@ -148,7 +149,7 @@ def preparation(rows: Path) -> dict:
         start = time.monotonic()
         prepare(cfg, tokenizer, chat)
         axo = time.monotonic() - start
-        folder = dequantized(path(SMOLLM2).resolve())
+        folder = smollm2()
         model = AutoModelForCausalLM.from_pretrained(folder)
         pc = Path(tmp) / "pc.jsonl"
         as_prompt_completion(rows, pc)

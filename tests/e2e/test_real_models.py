@@ -112,14 +112,13 @@ def test_the_merged_model_computes_what_the_adapter_does_and_reloads_in_plain_li
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg, _ = lora_run
-    merged_folder = merged
     adapter_config = json.loads((Path(cfg.train.output_dir) / "adapter_config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(cfg.train.output_dir)
     ids = tokenizer("Meet Ines, 33, from Riga.", return_tensors="pt").input_ids
     base = AutoModelForCausalLM.from_pretrained(adapter_config["base_model_name_or_path"])
     with torch.no_grad():
         with_adapter = PeftModel.from_pretrained(base, cfg.train.output_dir)(ids).logits
-        merged = AutoModelForCausalLM.from_pretrained(merged_folder)
+        merged = AutoModelForCausalLM.from_pretrained(merged)
         assert torch.allclose(merged(ids).logits, with_adapter, atol=1e-3)
     config = merged.config
     if config.model_type.startswith("gemma3"):  # sliding windows and tied embeddings survived merge and save

@@ -24,15 +24,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from axo.cache import cache
 from axo.errors import AxoError
 
 VERSION = "0.3.36"  # llama-cpp-python (pyproject's `gguf` extra pins the same)
 SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 CONVERTER = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")  # under vendor/llama.cpp/
-
-
-def cache() -> Path:
-    return Path(os.environ.get("AXO_CACHE") or Path.home() / ".cache" / "axo")
 
 
 def sdist() -> bytes:

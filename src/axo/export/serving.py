@@ -57,15 +57,19 @@ class Report:
     logit_scale: float = 0.0  # the largest |logit| at the positions compared
 
     @property
+    def gelu_f32(self) -> bool:
+        return self.gelu and self.file_type == "f32"
+
+    @property
     def limits(self) -> tuple[float | None, float]:
         limit, agree = TOLERANCE[self.file_type]
-        if self.gelu and self.file_type == "f32":  # (and a near tie can swap the top token: 1 of 148 did)
+        if self.gelu_f32:  # (and a near tie can swap the top token: 1 of 148 did)
             limit, agree = max(limit, GELU_F32_SHARE * self.logit_scale), min(agree, 0.99)
         return limit, agree
 
     def table(self) -> str:
         limit, agree = self.limits
-        why = " for a GELU model: llama.cpp's GELU reads an fp16 table" if self.gelu and self.file_type == "f32" else ""
+        why = " for a GELU model: llama.cpp's GELU reads an fp16 table" if self.gelu_f32 else ""
         lines = [f"serving check of {self.gguf} ({self.file_type}) on {self.rows} {self.split} rows, "
                  f"{self.positions} positions",
                  f"  token ids for the same text   {'identical' if self.ids_match else 'DIFFER'}",

@@ -14,21 +14,17 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from axo.cache import cache
 from axo.errors import AxoError
 
 log = logging.getLogger("axo")
 RECORD = "axo-from-gguf.json"  # written last: a folder without it is unfinished
-
-
-def cache() -> Path:
-    return Path(os.environ.get("AXO_CACHE") or Path.home() / ".cache" / "axo")
 
 
 def source(m) -> Path | None:

@@ -23,11 +23,12 @@ def load_tokenizer(cfg: Config):
     kwargs = {} if m.tokenizer_legacy is None else {"legacy": m.tokenizer_legacy}
     if cls is transformers.AutoTokenizer:  # with mistral-common installed, transformers would pick its
         kwargs["mistral_format"] = False   # backend for a tekken.json folder: no offsets, no masks
+    folder = tokenizer_folder(m)
     if m.tokenizer_use_mistral_common:
-        tokenizer = from_source(key, tokenizer_folder(m), lambda: mistral_common_tokenizer(cfg))
+        tokenizer = from_source(key, folder, lambda: mistral_common_tokenizer(cfg))
     else:
-        tokenizer = from_source(key, tokenizer_folder(m), lambda: cls.from_pretrained(
-            tokenizer_folder(m), trust_remote_code=m.trust_remote_code,
+        tokenizer = from_source(key, folder, lambda: cls.from_pretrained(
+            folder, trust_remote_code=m.trust_remote_code,
             revision=None if m.tokenizer_config else m.model_revision, **kwargs))
     tokenizer = _rename_added_tokens(tokenizer, m.added_tokens_overrides or {})
     if m.special_tokens:
@@ -36,7 +37,7 @@ def load_tokenizer(cfg: Config):
         added = tokenizer.add_tokens(m.tokens)
         log.info("Added %d new tokens to the vocabulary (%d were already there)", added, len(m.tokens) - added)
     if tokenizer.eos_token_id is None and m.task == "causal_lm":
-        raise AxoError(f"the tokenizer of {tokenizer_folder(m)!r} has no eos_token, so the model could not learn "
+        raise AxoError(f"the tokenizer of {folder!r} has no eos_token, so the model could not learn "
                        "to stop. Fix: set `special_tokens: {eos_token: ...}`.")
     if tokenizer.pad_token_id is None:
         # Reusing an existing token keeps the embedding matrix (and LoRA) unchanged. Labels are
@@ -77,10 +78,11 @@ def mistral_file(cfg: Config) -> str:
     from transformers.utils import cached_file
 
     m = cfg.model
-    found = cached_file(tokenizer_folder(m), "tekken.json", revision=None if m.tokenizer_config else m.model_revision,
+    folder = tokenizer_folder(m)
+    found = cached_file(folder, "tekken.json", revision=None if m.tokenizer_config else m.model_revision,
                         _raise_exceptions_for_missing_entries=False)
     if found is None:
-        raise AxoError(f"`tokenizer_use_mistral_common`: {tokenizer_folder(m)!r} has no tekken.json (Mistral's "
+        raise AxoError(f"`tokenizer_use_mistral_common`: {folder!r} has no tekken.json (Mistral's "
                        "tokenizer file). Fix: point `base_model` (or `tokenizer_config`) at a Mistral folder that "
                        "has it, or remove the key to use the folder's tokenizer.json.")
     return found
@@ -138,8 +140,9 @@ def load_processor(cfg: Config, tokenizer):
     if cls is None:
         raise AxoError(f"`processor_type`: transformers has no class {m.processor_type!r}; use AutoProcessor.")
     options = m.processor_kwargs or {}
-    processor = from_source("base_model", tokenizer_folder(m), lambda: cls.from_pretrained(
-        tokenizer_folder(m), trust_remote_code=m.trust_remote_code, revision=m.model_revision, **options))
+    folder = tokenizer_folder(m)
+    processor = from_source("base_model", folder, lambda: cls.from_pretrained(
+        folder, trust_remote_code=m.trust_remote_code, revision=m.model_revision, **options))
     _check_options(processor, options)
     # transformers keeps from_pretrained's options in the tokenizer's init_kwargs, where every call reads
     # them as defaults and save_pretrained writes them (so the trained model processes as trained)
